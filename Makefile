@@ -1,0 +1,38 @@
+# eulerpub developer entry points. `make install` sets up a fresh Debian/Ubuntu machine; `make test` runs everything.
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install host-deps venv test test-fast lint bench demo clean
+
+install: host-deps venv  ## host packages (apt) + the virtualenv with eulerpub and its test tools
+
+host-deps:
+	bash scripts/install-host-deps.sh
+
+venv: $(BIN)/eulerpub
+
+$(BIN)/eulerpub: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+test: venv  ## every test: unit, integration (local servers), end to end (DIB build + QEMU boot + publish)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: venv  ## skip the slow layers while developing
+	$(BIN)/python -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check eulerpub tests
+	find elements scripts tests -type f \( -name '*.sh' -o -path '*.d/*' -o -path '*/bin/*' \) \
+	  ! -name '*.md' ! -name '*.rst' ! -name '*.yaml' ! -name '*.py' -print0 \
+	  | xargs -0 -r shellcheck -x
+
+bench: venv  ## benchmarks against the obvious alternatives, printed as ratios
+	$(BIN)/python -m pytest tests/bench -s -p no:cacheprovider $(PYTEST_ARGS)
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache

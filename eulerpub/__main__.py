@@ -1,0 +1,3 @@
+from eulerpub.cli.app import main
+
+main()

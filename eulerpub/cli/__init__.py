@@ -1,0 +1,1 @@
+"""The command line: one module per verb, wired together in `app`. Only this package prints or exits."""

@@ -1,0 +1,80 @@
+"""The error hierarchy. Every error carries one sentence for the user and the exit code it means.
+
+Only the CLI turns these into output and exit codes; library code raises them.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class EulerpubError(Exception):
+    """Work failed. The message is one sentence a user can act on."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(EulerpubError):
+    """The user asked for something that cannot be: unknown release, profile, region, bad flag combination."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class ConfigError(UsageError):
+    """A profile or config file is malformed; the message names the file and the key."""
+
+
+class CredentialsError(UsageError):
+    """No usable credentials in the cloud's standard chain (the message never contains a secret)."""
+
+
+class ChecksumError(EulerpubError):
+    """Downloaded or uploaded bytes do not match their expected digest."""
+
+
+class ToolError(EulerpubError):
+    """An external command failed."""
+
+    def __init__(self, cmd: list[str], returncode: int, stderr_tail: str = "", *, log: str | None = None):
+        shown = " ".join(cmd[:3]) + (" ..." if len(cmd) > 3 else "")
+        if returncode == 127:
+            message = f"{cmd[0]} not found; run `eulerpub doctor` to see what the host is missing"
+        else:
+            message = f"`{shown}` failed with exit code {returncode}"
+        if log:
+            message += f" (log: {log})"
+        elif stderr_tail:
+            message += f": {stderr_tail.strip().splitlines()[-1]}"
+        super().__init__(message)
+        self.cmd = cmd
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        self.log = log
+
+
+class CloudError(EulerpubError):
+    """A cloud API call failed for good (after retries)."""
+
+    def __init__(self, cloud: str, region: str | None, operation: str, detail: str,
+                 resource_id: str | None = None) -> None:
+        where = f"{cloud}/{region}" if region else cloud
+        about = f" on {resource_id}" if resource_id else ""
+        super().__init__(f"{where}: {operation}{about} failed: {detail}")
+        self.cloud = cloud
+        self.region = region
+        self.operation = operation
+        self.resource_id = resource_id
+
+
+class WaitTimeout(EulerpubError):
+    """A cloud-side job did not finish in time. It may still finish: a re-run picks it up."""

@@ -1,0 +1,362 @@
+"""What this host can do for a diskimage-builder build or a QEMU boot, and the fallbacks for what it can't.
+
+Measured gaps on container and CI hosts (see ../shared/reference/dib-host.md):
+
+- no device-mapper: ``kpartx`` fails, while ``partx -a /dev/loopN`` makes ``/dev/loopNpM`` (devtmpfs);
+  DIB hard-codes ``/dev/mapper/loopNpM`` and, when ``/.dockerenv`` exists, calls ``dmsetup``.
+  Fallback: a shim directory holding ``kpartx`` (partx + symlinks), ``dmsetup`` (no-op for mknodes/remove)
+  and ``sudo`` (a pass-through that resets the environment like sudo does but keeps the shim directory on
+  PATH, which real sudo's ``secure_path`` would drop).
+- no vfat mounts: FAT is read and written with mtools instead (the base elements never mount FAT).
+- ``/dev/kvm`` that only runs PVM guests: boots use TCG.
+- stale mounts and loop devices of a killed build: torn down by :func:`teardown_stale` before the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eulerpub.errors import EulerpubError
+
+log = logging.getLogger(__name__)
+
+SECURE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # Debian's sudo secure_path
+DIB_TMP_MARKER = "eulerpub-dibtmp"  # every build's TMP_DIR is named this, so stale mounts are recognisable
+LOCK_WAIT_NOTE = "another eulerpub build holds the build lock"
+
+_SUDO_SHIM = r"""#!/bin/bash
+# eulerpub sudo shim: run the command as root with sudo's environment reset, but keep the shim
+# directory first on PATH (real sudo's secure_path would drop it). Installed by eulerpub.hostenv.
+set -eu
+SHIM_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+preserve=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -E|--preserve-env) preserve=1; shift ;;
+        --preserve-env=*) preserve=1; shift ;;
+        -n|-H|-S|-k|--non-interactive) shift ;;
+        -u) if [ "$2" != root ]; then exec @REAL_SUDO@ "$@"; fi; shift 2 ;;
+        --) shift; break ;;
+        -*) exec @REAL_SUDO@ "$@" ;;
+        *) break ;;
+    esac
+done
+NEW_PATH="$SHIM_DIR:@SECURE_PATH@"
+if [ "$(id -u)" -ne 0 ]; then
+    if [ "$preserve" -eq 1 ]; then exec @REAL_SUDO@ -E env PATH="$NEW_PATH" "$@"; fi
+    exec @REAL_SUDO@ env PATH="$NEW_PATH" "$@"
+fi
+if [ "$preserve" -eq 1 ]; then
+    exec env PATH="$NEW_PATH" "$@"
+fi
+exec env -i PATH="$NEW_PATH" HOME=/root USER=root LOGNAME=root SHELL=/bin/bash \
+    TERM="${TERM:-dumb}" LANG="${LANG:-C.UTF-8}" SUDO_USER="${USER:-root}" SUDO_UID="$(id -u)" \
+    SUDO_GID="$(id -g)" SUDO_COMMAND="$*" "$@"
+"""
+
+_KPARTX_SHIM = r"""#!/bin/bash
+# eulerpub kpartx shim for hosts without device-mapper: partx creates /dev/loopNpM (devtmpfs),
+# and /dev/mapper/loopNpM symlinks give diskimage-builder the names it expects. -d removes both.
+set -eu
+mode=""
+verbose=0
+while getopts "avusdlfgp:" opt; do
+    case "$opt" in
+        a|u) mode=add ;;
+        d) mode=delete ;;
+        l) mode=list ;;
+        v) verbose=1 ;;
+        s|f|g|p) ;;
+        *) echo "kpartx shim: unsupported option" >&2; exit 1 ;;
+    esac
+done
+shift $((OPTIND - 1))
+target=${1:?kpartx shim: no device given}
+if [ -b "$target" ]; then
+    dev=$target
+elif [ "$mode" = add ]; then
+    dev=$(losetup -f --show "$target")
+else
+    dev=$(losetup -j "$target" -O NAME -n | head -n1)
+    [ -n "$dev" ] || exit 0
+fi
+base=$(basename "$dev")
+case "$mode" in
+    add)
+        partx -a "$dev" 2>/dev/null || partx -u "$dev"
+        mkdir -p /dev/mapper
+        for sys in /sys/class/block/"$base"/"$base"p*; do
+            [ -e "$sys" ] || continue
+            part=$(basename "$sys")
+            for _ in 1 2 3 4 5 6 7 8 9 10; do [ -b "/dev/$part" ] && break; sleep 0.2; done
+            if [ ! -b "/dev/$part" ]; then
+                IFS=: read -r major minor <"$sys/dev"
+                mknod "/dev/$part" b "$major" "$minor"
+            fi
+            ln -sfn "/dev/$part" "/dev/mapper/$part"
+            [ "$verbose" -eq 0 ] || echo "add map $part (0:0): 0 $(cat "$sys/size") linear $dev $(cat "$sys/start")"
+        done
+        ;;
+    delete)
+        rm -f /dev/mapper/"$base"p*
+        partx -d "$dev" 2>/dev/null || true
+        if [ ! -b "$target" ]; then losetup -d "$dev"; fi
+        ;;
+    list)
+        for sys in /sys/class/block/"$base"/"$base"p*; do
+            [ -e "$sys" ] && echo "$(basename "$sys") : 0 $(cat "$sys/size") $dev $(cat "$sys/start")"
+        done
+        ;;
+    *) echo "kpartx shim: give -a, -u, -d or -l" >&2; exit 1 ;;
+esac
+"""
+
+_DMSETUP_SHIM = r"""#!/bin/bash
+# eulerpub dmsetup shim for hosts without device-mapper: the kpartx shim made plain partition
+# devices, so there are no nodes to make and no maps to remove.
+set -eu
+args=()
+for a in "$@"; do case "$a" in --noudevsync|--verifyudev) ;; *) args+=("$a") ;; esac; done
+case "${args[0]:-}" in
+    mknodes) exit 0 ;;
+    remove) rm -f "/dev/mapper/${args[1]:-none}"; exit 0 ;;
+    *) echo "dmsetup shim: device-mapper is not available on this host" >&2; exit 1 ;;
+esac
+"""
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What was measured about the host."""
+
+    is_root: bool
+    in_container: bool
+    device_mapper: bool
+    vfat_mount: bool
+    loop_control: bool
+    mtools: bool
+    kvm_device: bool
+    kvm_usable: bool
+    kvm_reason: str
+    tools: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def accel(self) -> str:
+        return "kvm" if self.kvm_usable else "tcg"
+
+    @property
+    def needs_dm_shims(self) -> bool:
+        return not self.device_mapper
+
+
+HOST_TOOLS = {
+    # tool: (Debian package, why it is needed)
+    "qemu-img": ("qemu-utils", "convert images"),
+    "disk-image-create": ("pip: diskimage-builder", "build images"),
+    "sfdisk": ("fdisk", "partition disks"),
+    "partx": ("util-linux", "map partitions without device-mapper"),
+    "losetup": ("mount", "attach disk images"),
+    "mkfs.ext4": ("e2fsprogs", "make root filesystems"),
+    "mcopy": ("mtools", "read and write FAT without mounting it"),
+    "mkfs.vfat": ("dosfstools", "make FAT filesystems"),
+    "debootstrap": ("debootstrap", "build the Debian stand-in base (tests)"),
+    "qemu-system-x86_64": ("qemu-system-x86", "boot tests"),
+    "cloud-localds": ("cloud-image-utils", "NoCloud seeds for boot tests"),
+    "ssh": ("openssh-client", "boot tests"),
+    "xz": ("xz-utils", "decompress base images"),
+    "shellcheck": ("shellcheck", "lint elements"),
+}
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def device_mapper_available() -> bool:
+    """The kernel has device-mapper and its control node exists (kpartx needs both)."""
+    return "device-mapper" in _read("/proc/misc") and Path("/dev/mapper/control").exists()
+
+
+def vfat_mountable() -> bool:
+    """The kernel lists vfat among its filesystems (modules cannot be loaded from a container)."""
+    return any(line.split()[-1] == "vfat" for line in _read("/proc/filesystems").splitlines() if line.strip())
+
+
+def kvm_status() -> tuple[bool, bool, str]:
+    """(device present, usable for ordinary guests, reason).
+
+    A PVM-backed /dev/kvm (no VMX/SVM in the CPU flags) accepts QEMU but hangs stock kernels, so
+    hardware virtualisation flags are required. EULERPUB_ACCEL=tcg|kvm overrides the decision.
+    """
+    present = Path("/dev/kvm").exists()
+    forced = os.environ.get("EULERPUB_ACCEL", "").lower()
+    if forced in ("tcg", "kvm"):
+        return present, forced == "kvm", f"EULERPUB_ACCEL={forced}"
+    if not present:
+        return False, False, "/dev/kvm is missing"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return True, False, "/dev/kvm is not readable and writable by this user"
+    flags: set[str] = set()
+    for line in _read("/proc/cpuinfo").splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+            break
+    if not flags & {"vmx", "svm"}:
+        return True, False, "/dev/kvm exists but the CPU shows no VMX/SVM (a PVM host): ordinary guests hang"
+    return True, True, "KVM with hardware virtualisation"
+
+
+def detect() -> HostFacts:
+    """Measure the host (cheap: reads /proc and looks up tools, runs nothing)."""
+    present, usable, reason = kvm_status()
+    return HostFacts(
+        is_root=os.geteuid() == 0,
+        in_container=Path("/.dockerenv").exists() or Path("/run/.containerenv").exists(),
+        device_mapper=device_mapper_available(),
+        vfat_mount=vfat_mountable(),
+        loop_control=Path("/dev/loop-control").exists(),
+        mtools=shutil.which("mcopy") is not None,
+        kvm_device=present,
+        kvm_usable=usable,
+        kvm_reason=reason,
+        tools={tool: _which(tool) for tool in HOST_TOOLS},
+    )
+
+
+def _which(tool: str) -> str | None:
+    found = shutil.which(tool)
+    if found is None and tool in ("disk-image-create",):
+        sibling = Path(os.sys.executable).parent / tool  # the venv's bin when not activated
+        if sibling.exists():
+            return str(sibling)
+    return found
+
+
+def install_shims(directory: Path) -> Path:
+    """Write the sudo/kpartx/dmsetup shims into a directory named by their content; return it."""
+    real_sudo = shutil.which("sudo", path=SECURE_PATH) or "/usr/bin/sudo"
+    scripts = {
+        "sudo": _SUDO_SHIM.replace("@REAL_SUDO@", real_sudo).replace("@SECURE_PATH@", SECURE_PATH),
+        "kpartx": _KPARTX_SHIM,
+        "dmsetup": _DMSETUP_SHIM,
+    }
+    digest = hashlib.sha256(json.dumps(scripts, sort_keys=True).encode()).hexdigest()[:12]
+    target = directory / f"shims-{digest}"
+    if not (target / "sudo").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        for name, text in scripts.items():
+            tmp = target / f".{name}.tmp"
+            tmp.write_text(text)
+            tmp.chmod(0o755)
+            tmp.replace(target / name)
+    return target
+
+
+def dib_environment(facts: HostFacts, shim_root: Path, base_env: dict[str, str]) -> dict[str, str]:
+    """The environment for disk-image-create on this host: shims first on PATH when device-mapper is missing."""
+    env = dict(base_env)
+    env.pop("TMPDIR", None)  # leaks into the chroot and breaks package scripts; DIB uses TMP_DIR
+    venv_bin = str(Path(os.sys.executable).parent)
+    path = env.get("PATH", SECURE_PATH)
+    if venv_bin not in path.split(os.pathsep):
+        path = f"{venv_bin}{os.pathsep}{path}"
+    if facts.needs_dm_shims:
+        shims = install_shims(shim_root)
+        log.info("no device-mapper on this host: using the kpartx/dmsetup/sudo shims in %s", shims)
+        path = f"{shims}{os.pathsep}{path}"
+    env["PATH"] = path
+    return env
+
+
+# --- stale build teardown -------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def build_lock(lock_path: Path) -> Iterator[None]:
+    """Hold the one-DIB-build-at-a-time lock (two builds collide on DIB's shared apt cache lock)."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("%s; waiting for it (%s)", LOCK_WAIT_NOTE, lock_path)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _unescape_mount_path(path: str) -> str:
+    return path.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def stale_mounts(marker: str = DIB_TMP_MARKER) -> list[str]:
+    """Mount points left by eulerpub's DIB builds, deepest first."""
+    points = []
+    for line in _read("/proc/self/mountinfo").splitlines():
+        fields = line.split()
+        if len(fields) > 4:
+            point = _unescape_mount_path(fields[4])
+            if f"/{marker}" in point:
+                points.append(point)
+    return sorted(set(points), key=lambda p: p.count("/"), reverse=True)
+
+
+def stale_loops(marker: str = DIB_TMP_MARKER) -> list[str]:
+    """Loop devices whose backing file lies in an eulerpub DIB work directory."""
+    try:
+        out = subprocess.run(["losetup", "-J", "-l"], capture_output=True, check=False, text=True).stdout
+        devices = json.loads(out or "{}").get("loopdevices", [])
+    except (OSError, ValueError):
+        return []
+    return [d["name"] for d in devices if f"/{marker}" in (d.get("back-file") or "")]
+
+
+def teardown_stale(marker: str = DIB_TMP_MARKER) -> list[str]:
+    """Unmount and detach what a killed build left behind. Call only while holding the build lock.
+
+    Returns what was torn down (for the log); raises if a mount refuses to go.
+    """
+    done: list[str] = []
+    for point in stale_mounts(marker):
+        result = subprocess.run(["umount", point], capture_output=True, check=False)
+        if result.returncode != 0:
+            result = subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+        if result.returncode != 0:
+            raise EulerpubError(f"cannot unmount {point} left by an earlier build: "
+                                f"{result.stderr.decode(errors='replace').strip()}")
+        done.append(f"umount {point}")
+    for dev in stale_loops(marker):
+        base = Path(dev).name
+        for link in Path("/dev/mapper").glob(f"{base}p*"):
+            with contextlib.suppress(OSError):
+                link.unlink()
+        subprocess.run(["partx", "-d", dev], capture_output=True, check=False)
+        subprocess.run(["losetup", "-d", dev], capture_output=True, check=False)
+        done.append(f"losetup -d {dev}")
+    for line in done:
+        log.warning("cleaned up after an earlier build: %s", line)
+    return done
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes on the filesystem holding path (or its nearest existing parent)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free

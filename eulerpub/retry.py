@@ -1,0 +1,119 @@
+"""The one retry policy: which failures are transient, and how long to back off.
+
+Every network call that may meet throttling, 5xx or a dropped connection goes through `retrying`.
+SDK-level retries are switched off where eulerpub retries, so attempts never multiply.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+import requests
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ATTEMPTS = 8            # throttling storms last seconds to a minute; 8 jittered attempts span ~2 minutes
+BACKOFF_START = 0.5     # seconds; first retry comes quickly for a dropped connection
+BACKOFF_MAX = 30.0      # seconds; clouds ask clients to back off, not to give up
+
+# Error codes the clouds use for "slow down" or "try again". Matched against codes extracted by
+# `error_code` below, whatever SDK raised them.
+TRANSIENT_CODES = frozenset({
+    # AWS
+    "RequestLimitExceeded", "Throttling", "ThrottlingException", "ThrottledException", "SlowDown",
+    "RequestThrottled", "RequestThrottledException", "TooManyRequestsException", "InternalError",
+    "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException", "RequestTimeout",
+    "RequestTimeoutException",
+    # Tencent
+    "RequestLimitExceeded.UinLimitExceeded", "RequestLimitExceeded.GlobalRegionUinLimitExceeded",
+    "InternalError.ServerError", "ResourceUnavailable",
+    # Huawei (API gateway flow control and gateway errors)
+    "APIGW.0308",
+})
+
+# Extra hooks: cloud adapters may register a function that recognises their SDK's transient errors.
+_classifiers: list[Callable[[BaseException], bool | None]] = []
+
+
+def register_classifier(fn: Callable[[BaseException], bool | None]) -> None:
+    """Add a function that returns True (transient), False (permanent) or None (don't know)."""
+    _classifiers.append(fn)
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The cloud's error code carried by an SDK exception, if any."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):  # botocore ClientError
+        return response.get("Error", {}).get("Code")
+    for attr in ("error_code", "code"):  # huaweicloudsdkcore / tencentcloud
+        value = getattr(exc, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def status_code(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if isinstance(response, requests.Response):
+        return response.status_code
+    value = getattr(exc, "status_code", None)
+    return value if isinstance(value, int) else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for throttling, server-side 5xx and connection-level failures."""
+    for classify in _classifiers:
+        verdict = classify(exc)
+        if verdict is not None:
+            return verdict
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
+        return True
+    try:
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from botocore.exceptions import ReadTimeoutError
+        if isinstance(exc, (BotoConnectionError, ReadTimeoutError)):
+            return True
+    except ImportError:  # pragma: no cover - botocore is a dependency
+        pass
+    code = error_code(exc)
+    if code and (code in TRANSIENT_CODES or code.startswith("RequestLimitExceeded")):
+        return True
+    status = status_code(exc)
+    return status is not None and (status == 429 or status >= 500)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    code = (exc and error_code(exc)) or type(exc).__name__
+    log.warning("%s: transient failure (%s), attempt %d, retrying",
+                state.fn.__name__ if state.fn else "call", code, state.attempt_number)
+
+
+def retrying(*, attempts: int = ATTEMPTS, max_wait: float = BACKOFF_MAX,
+             retry_on: Callable[[BaseException], bool] = is_transient) -> Retrying:
+    """A tenacity `Retrying` with eulerpub's policy; use as `retrying()(fn, *args)` or as a loop."""
+    return Retrying(
+        retry=retry_if_exception(retry_on),
+        wait=wait_random_exponential(multiplier=BACKOFF_START, max=max_wait),
+        stop=stop_after_attempt(attempts),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+
+
+def call(fn: Callable[..., T], *args, **kwargs) -> T:
+    """Call `fn` under the retry policy."""
+    return retrying()(fn, *args, **kwargs)

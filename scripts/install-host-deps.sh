@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install the Debian packages eulerpub's build, boot-test and lint stages need.
+# Idempotent: packages already present are skipped, apt runs only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+  # diskimage-builder and image handling
+  qemu-utils debootstrap gdisk kpartx sudo util-linux e2fsprogs dosfstools mtools fdisk
+  xz-utils squashfs-tools gnupg debian-archive-keyring curl wget procps rsync
+  # boot tests
+  qemu-system-x86 cloud-image-utils genisoimage openssh-client
+  # lint
+  shellcheck
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "host packages: all present"
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "host packages: installing ${missing[*]}"
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "host packages: done"

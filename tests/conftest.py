@@ -1,0 +1,53 @@
+"""Shared fixtures. Every test runs with its own cache and no inherited cloud credentials or endpoints."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # so `tests.emulators` and friends import as packages
+
+_LEAKY_PREFIXES = ("AWS_", "HUAWEICLOUD_", "TENCENTCLOUD_", "EULERPUB_")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory, monkeypatch):
+    """No credential, endpoint or eulerpub setting from the developer's shell reaches a test."""
+    for key in list(os.environ):
+        if key.startswith(_LEAKY_PREFIXES):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("EULERPUB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
+@dataclass(frozen=True)
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys) -> Callable[..., CliResult]:
+    """Run `eulerpub ARGS...` in-process exactly as the console script does; capture exit code and streams."""
+
+    def run(*args: str) -> CliResult:
+        from eulerpub.cli.app import main
+
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return run
