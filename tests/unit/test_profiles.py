@@ -77,7 +77,7 @@ def test_bad_profiles_name_file_and_key(tmp_path, text, expected):
 
 
 def test_unknown_profile_lists_known_ones():
-    with pytest.raises(UsageError, match="unknown profile 'nope'; known profiles: .*hpc"):
+    with pytest.raises(UsageError, match=r"unknown profile .nope.; known profiles: .*hpc"):
         load_profile("nope")
 
 
