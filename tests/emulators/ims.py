@@ -1,0 +1,500 @@
+"""Offline emulator of Huawei Cloud IMS (Image Management Service) v2 for the unmodified huaweicloudsdkims.
+
+Regions: the SDK derives everything from the endpoint host, so every region gets its own port (one server
+thread per region, one shared state). Point a region at the emulator with `emu.sdk_env()` (the SDK's
+`HUAWEICLOUD_SDK_REGION_IMS_{REGION}` override, works with `ImsRegion.value_of`) or
+`.with_endpoint(emu.endpoints[region])`. Each region has one project id (`emu.projects[region]`); a request
+whose X-Project-Id is not that region's project is rejected like a bad credential.
+
+Error shapes, as the SDK parses them into ClientRequestException/ServerResponseException:
+  gateway errors  HTTP 401/404/429  {"error_code": "APIGW.0301", "error_msg": ...}
+  IMS errors      HTTP 400/404      {"error": {"code": "IMG.0001", "message": ...}}
+IMG codes for name (0002/0003), description (0004) and empty body (0007) follow the public IMS error table;
+other validation failures use IMG.0001 ("request format invalid") with a precise message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable
+from urllib.parse import parse_qsl
+
+from .auth import AuthError, verify_sdk_hmac
+from .server import (FAIL, SERVER_ERROR, STUCK, THROTTLE, Call, Faults, HttpRequest, HttpResponse, Progress,
+                     ServerThread, Timing, new_request_id, utc_iso)
+
+
+@dataclass(frozen=True)
+class OsVersion:
+    platform: str
+    os_version: str
+    os_type: str = "Linux"
+    os_bit: int = 64
+
+
+DEFAULT_OS_VERSIONS = (
+    OsVersion("openEuler", "openEuler 20.03 64bit"),
+    OsVersion("openEuler", "openEuler 22.03 64bit"),
+    OsVersion("openEuler", "openEuler 24.03 64bit"),
+    OsVersion("CentOS", "CentOS 7.9 64bit"),
+    OsVersion("Ubuntu", "Ubuntu 22.04 server 64bit"),
+    OsVersion("Other", "Other Linux(64 bit)"),
+)
+FALLBACK_OS_VERSION = "Other Linux(64 bit)"
+
+
+class ImsError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def payload(self) -> dict:
+        if self.code.startswith("APIGW."):
+            return {"error_code": self.code, "error_msg": self.message}
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+def _invalid(message: str) -> ImsError:
+    return ImsError(400, "IMG.0001", message)
+
+
+@dataclass
+class Job:
+    id: str
+    region: str
+    project_id: str
+    job_type: str
+    progress: Progress = field(repr=False)
+    on_done: Callable[[bool], None] = field(repr=False)
+    image_id: str | None = None
+    status: str = "INIT"  # INIT -> RUNNING -> SUCCESS | FAIL
+    begin_time: str = field(default_factory=utc_iso)
+    end_time: str = ""
+    fail_reason: str = ""
+
+
+@dataclass
+class Image:
+    id: str
+    region: str
+    owner: str  # project id
+    name: str
+    os: OsVersion
+    min_disk: int
+    architecture: str  # x86 | arm
+    firmware: str  # bios | uefi
+    image_url: str  # "bucket:object"; "" for a cross-region copy
+    job: Job | None = field(default=None, repr=False)
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    members: dict[str, str] = field(default_factory=dict)  # project id -> member status
+    status: str = "queued"  # queued -> saving -> active | killed
+    created_at: str = field(default_factory=utc_iso)
+    updated_at: str = field(default_factory=utc_iso)
+
+    def wire(self) -> dict:
+        """The image as GET /v2/cloudimages and GET /v2/images/{id} return it."""
+        image = {
+            "id": self.id, "name": self.name, "status": self.status, "owner": self.owner,
+            "visibility": "private", "__imagetype": "private", "__isregistered": "true",
+            "__os_version": self.os.os_version, "__platform": self.os.platform, "__os_type": self.os.os_type,
+            "__os_bit": str(self.os.os_bit), "min_disk": self.min_disk, "min_ram": 0,
+            "disk_format": "zvhd2", "container_format": "bare", "__image_source_type": "uds",
+            "hw_firmware_type": self.firmware, "tags": [f"{k}.{v}" for k, v in self.tags.items()],
+            "__description": self.description, "protected": False, "virtual_env_type": "FusionCompute",
+            "size": 0, "created_at": self.created_at, "updated_at": self.updated_at,
+            "self": f"/v2/images/{self.id}", "file": f"/v2/images/{self.id}/file", "schema": "/v2/schemas/image",
+        }
+        if self.architecture == "arm":
+            image["__support_arm"] = "true"
+        return image
+
+
+@dataclass
+class _Ctx:
+    region: str
+    project: str
+    path: dict[str, str]
+    query: dict[str, str]
+    body: Any
+
+
+_ROUTES = [  # method, path as the SDK sends it, action (SDK operation name), handler
+    ("POST", r"/v2/cloudimages/action", "CreateImage", "_create_image"),
+    ("POST", r"/v2/cloudimages/quickimport/action", "ImportImageQuick", "_import_image_quick"),
+    ("GET", r"/v1/(?P<project_id>[^/]+)/jobs/(?P<job_id>[^/]+)", "ShowJob", "_show_job"),
+    ("GET", r"/v2/cloudimages", "ListImages", "_list_images"),
+    ("GET", r"/v2/images/(?P<image_id>[^/]+)", "GlanceShowImage", "_glance_show_image"),
+    ("DELETE", r"/v2/images/(?P<image_id>[^/]+)", "GlanceDeleteImage", "_glance_delete_image"),
+    ("GET", r"/v2/images/(?P<image_id>[^/]+)/members", "GlanceListImageMembers", "_glance_list_image_members"),
+    ("POST", r"/v1/cloudimages/(?P<image_id>[^/]+)/cross_region_copy", "CopyImageCrossRegion",
+     "_copy_image_cross_region"),
+    ("POST", r"/v1/cloudimages/members", "BatchAddMembers", "_batch_add_members"),
+    ("GET", r"/v1/cloudimages/os_version", "ListOsVersions", "_list_os_versions"),
+    ("POST", r"/v2/(?P<project_id>[^/]+)/images/(?P<image_id>[^/]+)/tags", "AddImageTag", "_add_image_tag"),
+]
+
+_NAME_CHARS = re.compile(r"^[0-9A-Za-z\u4e00-\u9fa5_\-. ]+$")
+_PROJECT_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _pending_status(job: Job, before: str, during: str) -> str:
+    return before if job.progress.looks <= 1 else during
+
+
+class ImsEmulator:
+    """Huawei IMS v2 on 127.0.0.1, one port per region, shared state.
+
+    `object_exists(bucket, key)` decides whether an OBS object referenced by `image_url` exists; by default
+    it checks `emu.objects`, a set of (bucket, key) tuples tests fill in.
+    """
+
+    def __init__(self, regions: tuple[str, ...] = ("cn-north-4", "cn-east-3"), ak: str = "EMULATORAK0000000001",
+                 sk: str = "emulator-secret-key", projects: dict[str, str] | None = None,
+                 object_exists: Callable[[str, str], bool] | None = None,
+                 os_versions: tuple[OsVersion, ...] = DEFAULT_OS_VERSIONS, timing: Timing | None = None,
+                 max_clock_skew: float = 900):
+        self.ak, self.sk = ak, sk
+        self.projects = projects or {r: hashlib.md5(r.encode()).hexdigest() for r in regions}
+        self.objects: set[tuple[str, str]] = set()
+        self.object_exists = object_exists or (lambda bucket, key: (bucket, key) in self.objects)
+        self.os_versions = {r: list(os_versions) for r in regions}
+        self.timing = timing or Timing()
+        self.max_clock_skew = max_clock_skew
+        self.faults = Faults()
+        self.images: dict[str, Image] = {}
+        self.jobs: dict[str, Job] = {}
+        self.requests: list[Call] = []
+        self.auth_failures: list[str] = []
+        self.crashes: list[str] = []
+        self._lock = threading.RLock()
+        self._servers = {r: ServerThread(partial(self._handle, r), self.crashes) for r in regions}
+
+    # ---- lifecycle and test helpers -------------------------------------------------------------------
+    def start(self) -> "ImsEmulator":
+        for server in self._servers.values():
+            server.start()
+        return self
+
+    def stop(self) -> None:
+        for server in self._servers.values():
+            server.stop()
+
+    def __enter__(self) -> "ImsEmulator":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def regions(self) -> list[str]:
+        return list(self._servers)
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        return {region: server.url for region, server in self._servers.items()}
+
+    @property
+    def endpoint(self) -> str:
+        """The first region's endpoint."""
+        return self.endpoints[self.regions[0]]
+
+    def sdk_env(self) -> dict[str, str]:
+        """Environment that makes `ImsRegion.value_of(region)` resolve to this emulator."""
+        return {f"HUAWEICLOUD_SDK_REGION_IMS_{r.replace('-', '_').upper()}": url for r, url in self.endpoints.items()}
+
+    def calls(self, action: str) -> list[Call]:
+        return [call for call in self.requests if call.action == action]
+
+    def finish_all(self) -> None:
+        """Let every pending job finish at its next look (stuck jobs stay stuck)."""
+        with self._lock:
+            for job in self.jobs.values():
+                job.progress.finish()
+
+    # ---- HTTP entry point --------------------------------------------------------------------------------
+    def _handle(self, region: str, request: HttpRequest) -> HttpResponse:
+        request_id = new_request_id()
+        with self._lock:
+            try:
+                project = self._authenticate(region, request)
+                action, handler, path_params = self._route(request)
+            except ImsError as error:
+                return HttpResponse.json(error.status, error.payload(), {"X-Request-Id": request_id})
+            query = dict(parse_qsl(request.raw_query, keep_blank_values=True))
+            call = Call(region, action, None, query)
+            self.requests.append(call)
+            try:
+                call.body = _json_body(request)
+                self._inject_request_faults(action, region)
+                status, payload = handler(_Ctx(region, project, path_params, query, call.body))
+            except ImsError as error:
+                call.error = error.code
+                return HttpResponse.json(error.status, error.payload(), {"X-Request-Id": request_id})
+        if payload is None:
+            return HttpResponse(status, b"", {"X-Request-Id": request_id})
+        return HttpResponse.json(status, payload, {"X-Request-Id": request_id})
+
+    def _authenticate(self, region: str, request: HttpRequest) -> str:
+        try:
+            verify_sdk_hmac(request, lambda ak: self.sk if ak == self.ak else None, self.max_clock_skew)
+            project = request.header("X-Project-Id")
+            if project != self.projects[region]:
+                raise AuthError("project", f"X-Project-Id {project!r} is not a project of region {region}")
+        except AuthError as error:
+            self.auth_failures.append(f"{region}: {error.message}")
+            raise ImsError(401, "APIGW.0301", f"Incorrect IAM authentication information: {error.message}") from None
+        return project
+
+    def _route(self, request: HttpRequest) -> tuple[str, Callable, dict[str, str]]:
+        for method, pattern, action, handler in _ROUTES:
+            match = re.fullmatch(pattern, request.path)
+            if method == request.method and match:
+                return action, getattr(self, handler), match.groupdict()
+        raise ImsError(404, "APIGW.0101", "The API does not exist or has not been published in the environment")
+
+    def _inject_request_faults(self, action: str, region: str) -> None:
+        fault = self.faults.take((THROTTLE, SERVER_ERROR), action, region)
+        if fault is None:
+            return
+        if fault.kind == THROTTLE:
+            raise ImsError(429, "APIGW.0308", "The throttling threshold has been reached: policy user over ratelimit")
+        raise ImsError(500, "EMU.0500", f"injected server error: {fault.reason}")
+
+    # ---- jobs and state ----------------------------------------------------------------------------------
+    def _new_job(self, ctx: _Ctx, action: str, job_type: str, on_done: Callable[[bool], None],
+                 fault_region: str | None = None) -> Job:
+        fault = self.faults.take((FAIL, STUCK), action, fault_region or ctx.region)
+        job = Job(uuid.uuid4().hex, ctx.region, ctx.project, job_type, Progress(self.timing, fault), on_done)
+        self.jobs[job.id] = job
+        return job
+
+    def _look(self, job: Job) -> None:
+        """The client looked at the job or its image: advance it, and settle it once it is done."""
+        job.progress.look()
+        if job.status in ("SUCCESS", "FAIL"):
+            return
+        if not job.progress.done:
+            job.status = _pending_status(job, "INIT", "RUNNING")
+            return
+        ok = job.progress.fail_reason is None
+        job.status, job.end_time = ("SUCCESS" if ok else "FAIL"), utc_iso()
+        job.fail_reason = "" if ok else job.progress.fail_reason
+        job.on_done(ok)
+
+    def _look_image(self, image: Image) -> None:
+        if image.job is None:
+            return
+        self._look(image.job)
+        if image.status in ("queued", "saving"):
+            image.status = _pending_status(image.job, "queued", "saving")
+
+    def _finish_image(self, image: Image, ok: bool) -> None:
+        image.status = "active" if ok else "killed"
+        image.updated_at = utc_iso()
+
+    def _own_image(self, ctx: _Ctx, image_id: str) -> Image:
+        image = self.images.get(image_id)
+        if image is None or image.region != ctx.region or image.owner != ctx.project:
+            raise ImsError(404, "IMG.0001", f"image {image_id} does not exist")
+        return image
+
+    # ---- validation --------------------------------------------------------------------------------------
+    def _check_name(self, name: Any) -> str:
+        if not isinstance(name, str) or not name:
+            raise _invalid("name is required")
+        if len(name) > 128:
+            raise ImsError(400, "IMG.0002", "The image name contains more than 128 characters.")
+        if not _NAME_CHARS.match(name) or name != name.strip():
+            raise ImsError(400, "IMG.0003", "The image name format is invalid.")
+        return name
+
+    def _check_os_version(self, region: str, os_version: Any) -> OsVersion:
+        for known in self.os_versions[region]:
+            if known.os_version == os_version:
+                return known
+        raise _invalid(f"os_version {os_version!r} is not supported in {region}; see ListOsVersions")
+
+    def _check_file_import(self, ctx: _Ctx, quick: bool) -> Image:
+        body = ctx.body
+        if not body:
+            raise ImsError(400, "IMG.0007", "The request body is empty.")
+        if not quick and (body.get("instance_id") or body.get("volume_id") or body.get("data_images")):
+            raise _invalid("the emulator only creates images from an OBS image_url")
+        name = self._check_name(body.get("name"))
+        description = body.get("description") or ""
+        if len(description) > 1024:
+            raise ImsError(400, "IMG.0004", "The description contains more than 1024 characters.")
+        min_disk = body.get("min_disk")
+        if not isinstance(min_disk, int) or isinstance(min_disk, bool) or not 40 <= min_disk <= 1024:
+            raise _invalid(f"min_disk {min_disk!r} is invalid: it must be an integer from 40 to 1024 (GB)")
+        architecture = body.get("architecture") or "x86"
+        if architecture not in ("x86", "arm"):
+            raise _invalid(f"architecture {architecture!r} is invalid: use x86 or arm")
+        firmware = body.get("hw_firmware_type") or "bios"
+        if firmware not in ("bios", "uefi"):
+            raise _invalid(f"hw_firmware_type {firmware!r} is invalid: use bios or uefi")
+        if quick and not body.get("os_version"):
+            raise _invalid("os_version is required for a quick import")
+        os_version = self._check_os_version(ctx.region, body.get("os_version") or FALLBACK_OS_VERSION)
+        image_url = body.get("image_url")
+        bucket, _, key = (image_url or "").partition(":")
+        if not bucket or not key:
+            raise _invalid(f"image_url {image_url!r} is invalid: use bucket:object")
+        if not self.object_exists(bucket, key):
+            raise _invalid(f"The image file {key} does not exist in OBS bucket {bucket}")
+        tags = {t["key"]: t.get("value", "") for t in body.get("image_tags") or []}
+        tags.update(tag.partition(".")[::2] for tag in body.get("tags") or [])
+        return Image(str(uuid.uuid4()), ctx.region, ctx.project, name, os_version, min_disk,
+                     architecture, firmware, image_url, description=description, tags=tags)
+
+    # ---- operations --------------------------------------------------------------------------------------
+    def _start_file_import(self, ctx: _Ctx, action: str, quick: bool) -> tuple[int, dict]:
+        image = self._check_file_import(ctx, quick)
+        image.job = self._new_job(ctx, action, "createImageByFile" if not quick else "quickImportImage",
+                                  partial(self._finish_image, image))
+        image.job.image_id = image.id
+        self.images[image.id] = image
+        return 200, {"job_id": image.job.id}
+
+    def _create_image(self, ctx: _Ctx) -> tuple[int, dict]:
+        return self._start_file_import(ctx, "CreateImage", quick=bool(ctx.body and ctx.body.get("is_quick_import")))
+
+    def _import_image_quick(self, ctx: _Ctx) -> tuple[int, dict]:
+        return self._start_file_import(ctx, "ImportImageQuick", quick=True)
+
+    def _show_job(self, ctx: _Ctx) -> tuple[int, dict]:
+        job = self.jobs.get(ctx.path["job_id"])
+        if job is None or job.region != ctx.region or ctx.path["project_id"] != ctx.project:
+            raise ImsError(404, "IMG.0001", f"job {ctx.path['job_id']} does not exist")
+        self._look(job)
+        image = self.images.get(job.image_id or "")
+        entities: dict[str, Any] = {"process_percent": 1.0 if job.status == "SUCCESS" else 0.0}
+        if job.image_id:
+            entities["image_id"] = job.image_id
+        if image is not None:
+            entities["image_name"] = image.name
+        return 200, {"status": job.status, "job_id": job.id, "job_type": job.job_type,
+                     "begin_time": job.begin_time, "end_time": job.end_time, "entities": entities,
+                     "error_code": "EMU.0001" if job.status == "FAIL" else None, "fail_reason": job.fail_reason or None}
+
+    def _list_images(self, ctx: _Ctx) -> tuple[int, dict]:
+        query = ctx.query
+        if query.get("__imagetype", "private") != "private":  # no public/shared/market images here
+            return 200, {"images": []}
+        found = []
+        for image in self.images.values():
+            if image.region != ctx.region or image.owner != ctx.project:
+                continue
+            self._look_image(image)
+            wire = image.wire()
+            plain = ("name", "status", "id", "owner", "min_disk", "__os_type", "__platform", "visibility")
+            if any(key in query and str(wire.get(key)) != query[key] for key in plain):
+                continue
+            if "tag" in query and query["tag"] not in wire["tags"]:
+                continue
+            if "architecture" in query and query["architecture"] != image.architecture:
+                continue
+            found.append(wire)
+        found.reverse()  # newest first, like sort_key=created_at sort_dir=desc
+        if "marker" in query:
+            ids = [image["id"] for image in found]
+            found = found[ids.index(query["marker"]) + 1:] if query["marker"] in ids else []
+        limit = int(query.get("limit", 500))
+        return 200, {"images": found[:limit]}
+
+    def _glance_show_image(self, ctx: _Ctx) -> tuple[int, dict]:
+        image = self._own_image(ctx, ctx.path["image_id"])
+        self._look_image(image)
+        return 200, image.wire()
+
+    def _glance_delete_image(self, ctx: _Ctx) -> tuple[int, None]:
+        image = self._own_image(ctx, ctx.path["image_id"])
+        self._look_image(image)
+        if image.status in ("queued", "saving"):
+            raise _invalid(f"image {image.id} is {image.status} and cannot be deleted yet")
+        if image.members:
+            raise _invalid(f"image {image.id} is shared with {sorted(image.members)}; remove the members first")
+        del self.images[image.id]
+        return 204, None
+
+    def _glance_list_image_members(self, ctx: _Ctx) -> tuple[int, dict]:
+        image = self._own_image(ctx, ctx.path["image_id"])
+        members = [{"member_id": project, "image_id": image.id, "status": status, "created_at": image.updated_at,
+                    "updated_at": image.updated_at, "schema": "/v2/schemas/member"}
+                   for project, status in image.members.items()]
+        return 200, {"members": members, "schema": "/v2/schemas/members"}
+
+    def _copy_image_cross_region(self, ctx: _Ctx) -> tuple[int, dict]:
+        source = self._own_image(ctx, ctx.path["image_id"])
+        self._look_image(source)
+        body = ctx.body or {}
+        name = self._check_name(body.get("name"))
+        destination = body.get("region")
+        if destination not in self.projects or destination == ctx.region:
+            raise _invalid(f"region {destination!r} is not a valid destination region for {ctx.region}")
+        if body.get("project_name") != destination:
+            raise _invalid(f"project_name {body.get('project_name')!r} is not a project of region {destination}")
+        if source.status != "active":
+            raise _invalid(f"image {source.id} is {source.status}; only active images can be copied")
+        copy = Image(str(uuid.uuid4()), destination, self.projects[destination], name, source.os, source.min_disk,
+                     source.architecture, source.firmware, "", description=body.get("description") or "",
+                     tags=dict(source.tags))
+        copy.job = self._new_job(ctx, "CopyImageCrossRegion", "copyImageCrossRegion",
+                                 partial(self._finish_image, copy), fault_region=destination)
+        copy.job.image_id = copy.id
+        self.images[copy.id] = copy
+        return 200, {"job_id": copy.job.id}
+
+    def _batch_add_members(self, ctx: _Ctx) -> tuple[int, dict]:
+        body = ctx.body or {}
+        if body.get("domains") or body.get("organizations"):
+            raise _invalid("the emulator only shares with projects")
+        image_ids, projects = body.get("images") or [], body.get("projects") or []
+        if not image_ids or not projects:
+            raise _invalid("images and projects must be non-empty lists")
+        images = [self._own_image(ctx, image_id) for image_id in image_ids]
+        for image in images:
+            self._look_image(image)
+            if image.status != "active":
+                raise _invalid(f"image {image.id} is {image.status}; only active images can be shared")
+        for project in projects:
+            if not _PROJECT_ID.match(project) or project == ctx.project:
+                raise _invalid(f"project {project!r} is not a valid project id to share with")
+
+        def add_members(ok: bool) -> None:
+            for image in images if ok else []:
+                image.members.update({project: "pending" for project in projects})
+
+        job = self._new_job(ctx, "BatchAddMembers", "batchAddMembers", add_members)
+        return 200, {"job_id": job.id}
+
+    def _list_os_versions(self, ctx: _Ctx) -> tuple[int, list]:
+        platforms: dict[str, list[dict]] = {}
+        for os in self.os_versions[ctx.region]:
+            platforms.setdefault(os.platform, []).append({
+                "platform": os.platform, "os_version_key": os.os_version.replace(" ", "_"),
+                "os_version": os.os_version, "os_bit": os.os_bit, "os_type": os.os_type})
+        return 200, [{"platform": p, "version_list": versions} for p, versions in platforms.items()]
+
+    def _add_image_tag(self, ctx: _Ctx) -> tuple[int, None]:
+        if ctx.path["project_id"] != ctx.project:
+            raise _invalid("project_id in the path does not match the credentials")
+        image = self._own_image(ctx, ctx.path["image_id"])
+        tag = (ctx.body or {}).get("tag") or {}
+        if not tag.get("key"):
+            raise _invalid("tag.key is required")
+        image.tags[tag["key"]] = tag.get("value", "")
+        return 204, None
+
+
+def _json_body(request: HttpRequest) -> Any:
+    try:
+        return request.json()
+    except ValueError:
+        raise ImsError(400, "IMG.0001", "The request message format is invalid.") from None
