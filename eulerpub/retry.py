@@ -7,6 +7,7 @@ SDK-level retries are switched off where eulerpub retries, so attempts never mul
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -26,6 +27,9 @@ T = TypeVar("T")
 ATTEMPTS = 8            # throttling storms last seconds to a minute; 8 jittered attempts span ~2 minutes
 BACKOFF_START = 0.5     # seconds; first retry comes quickly for a dropped connection
 BACKOFF_MAX = 30.0      # seconds; clouds ask clients to back off, not to give up
+# Ceiling on attempts that each made progress (see `retrying(progress=...)`): a 1 GiB download over a link
+# that drops every 10 MiB still finishes, a server that trickles a few bytes per connection does not loop forever.
+ATTEMPTS_WITH_PROGRESS = 200
 
 # Error codes the clouds use for "slow down" or "try again". Matched against codes extracted by
 # `error_code` below, whatever SDK raised them.
@@ -79,7 +83,9 @@ def is_transient(exc: BaseException) -> bool:
         verdict = classify(exc)
         if verdict is not None:
             return verdict
-    if isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
+    # ChunkedEncodingError is how requests reports a connection dropped in the middle of a body.
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                        ConnectionError, TimeoutError)):
         return True
     try:
         from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -102,9 +108,42 @@ def _log_retry(state: RetryCallState) -> None:
                 state.fn.__name__ if state.fn else "call", code, state.attempt_number)
 
 
+class _Stalls:
+    """Counts failed attempts since the last progress, so a long download that keeps advancing between
+    dropped connections keeps its retry budget (and short backoffs), while a dead server still fails fast."""
+
+    def __init__(self, progress: Callable[[], int], max_wait: float) -> None:
+        self._progress = progress
+        self._max_wait = max_wait
+        self._mark: int | None = None
+        self.count = 0
+
+    def observe(self, _state: RetryCallState) -> None:
+        now = self._progress()
+        if now != self._mark:
+            self._mark, self.count = now, 0
+        self.count += 1
+
+    def wait(self, _state: RetryCallState) -> float:
+        return random.uniform(0, min(self._max_wait, BACKOFF_START * 2 ** (self.count - 1)))
+
+
 def retrying(*, attempts: int = ATTEMPTS, max_wait: float = BACKOFF_MAX,
-             retry_on: Callable[[BaseException], bool] = is_transient) -> Retrying:
-    """A tenacity `Retrying` with eulerpub's policy; use as `retrying()(fn, *args)` or as a loop."""
+             retry_on: Callable[[BaseException], bool] = is_transient,
+             progress: Callable[[], int] | None = None) -> Retrying:
+    """A tenacity `Retrying` with eulerpub's policy; use as `retrying()(fn, *args)` or as a loop.
+
+    With `progress` (e.g. bytes received so far), only attempts that made no progress count against
+    `attempts`, and the backoff restarts after progress.
+    """
+    if progress is not None:
+        stalls = _Stalls(progress, max_wait)
+
+        def stop(state: RetryCallState) -> bool:
+            return stalls.count >= attempts or state.attempt_number >= ATTEMPTS_WITH_PROGRESS
+
+        return Retrying(retry=retry_if_exception(retry_on), after=stalls.observe, wait=stalls.wait, stop=stop,
+                        before_sleep=_log_retry, reraise=True)
     return Retrying(
         retry=retry_if_exception(retry_on),
         wait=wait_random_exponential(multiplier=BACKOFF_START, max=max_wait),
