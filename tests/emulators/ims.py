@@ -128,6 +128,7 @@ _ROUTES = [  # method, path as the SDK sends it, action (SDK operation name), ha
     ("POST", r"/v2/cloudimages/action", "CreateImage", "_create_image"),
     ("POST", r"/v2/cloudimages/quickimport/action", "ImportImageQuick", "_import_image_quick"),
     ("GET", r"/v1/(?P<project_id>[^/]+)/jobs/(?P<job_id>[^/]+)", "ShowJob", "_show_job"),
+    ("GET", r"/v1/cloudimages/job/(?P<job_id>[^/]+)", "ShowJobProgress", "_show_job"),
     ("GET", r"/v2/cloudimages", "ListImages", "_list_images"),
     ("GET", r"/v2/images/(?P<image_id>[^/]+)", "GlanceShowImage", "_glance_show_image"),
     ("DELETE", r"/v2/images/(?P<image_id>[^/]+)", "GlanceDeleteImage", "_glance_delete_image"),
@@ -370,7 +371,7 @@ class ImsEmulator:
 
     def _show_job(self, ctx: _Ctx) -> tuple[int, dict]:
         job = self.jobs.get(ctx.path["job_id"])
-        if job is None or job.region != ctx.region or ctx.path["project_id"] != ctx.project:
+        if job is None or job.region != ctx.region or ctx.path.get("project_id", ctx.project) != ctx.project:
             raise ImsError(404, "IMG.0001", f"job {ctx.path['job_id']} does not exist")
         self._look(job)
         image = self.images.get(job.image_id or "")

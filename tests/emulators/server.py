@@ -96,7 +96,8 @@ class ServerThread:
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.app = self._app
         self._httpd.crashes = self._crashes
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="emulator-http", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="emulator-http",
+                                        daemon=True)
         self._thread.start()
 
     @property
