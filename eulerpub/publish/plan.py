@@ -1,0 +1,127 @@
+"""The plan: options merged with profile defaults into a `PublishSpec`, and the steps a run would take.
+
+Both are pure functions of their inputs (no cloud calls), so `--dry-run` prints exactly what the runner
+will attempt, given what the journals say is already done.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eulerpub.clouds.base import BootMode, PublishSpec, UploadMethod, WaitParams
+from eulerpub.errors import UsageError
+from eulerpub.profiles import CloudDefaults
+from eulerpub.publish.journal import RegionJournal
+from eulerpub.publish.source import Source
+
+NAME_MIN, NAME_MAX = 3, 128  # the strictest image-name limits of the three clouds (AWS: 3-128 characters)
+_REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")  # us-east-1, cn-north-4, ap-guangzhou; not an ARN or a URL
+DEFAULT_UPLOAD: UploadMethod = "ebs"  # no bucket and no vmimport role needed, and zero blocks are never sent
+
+
+@dataclass(frozen=True)
+class PublishOptions:
+    """The publish options as given on the command line; None (or empty) means "take the profile's"."""
+
+    region: str | None = None
+    copy_to: Sequence[str] = ()
+    share: Sequence[str] = ()
+    public: bool | None = None
+    upload: UploadMethod | None = None
+    bucket: str | None = None
+    boot_mode: BootMode | None = None
+    name: str | None = None
+    keep_object: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict)
+    wait: WaitParams = field(default_factory=WaitParams)
+
+
+def make_spec(cloud: str, source: Source, options: PublishOptions,
+              defaults: CloudDefaults | None = None) -> PublishSpec:
+    """Merge the command line over the profile's cloud defaults; check what can be checked offline."""
+    defaults = defaults or CloudDefaults()
+    region = options.region or (defaults.regions[0] if defaults.regions else None)
+    if not region:
+        raise UsageError(f"no region to publish to; pass --region or set clouds.{cloud}.regions in the profile")
+    copy_to = list(options.copy_to) or [*defaults.regions[1:], *defaults.copy_to]
+    regions = _unique([region, *copy_to])
+    for each in regions:
+        if not _REGION.match(each):
+            raise UsageError(f"{each!r} does not look like a {cloud} region name (e.g. us-east-1, cn-north-4)")
+    name = options.name or source.name
+    if not NAME_MIN <= len(name) <= NAME_MAX:
+        raise UsageError(f"image name {name!r} must be {NAME_MIN}-{NAME_MAX} characters long")
+    upload = options.upload or defaults.upload
+    if cloud == "aws":
+        upload = upload or DEFAULT_UPLOAD
+    elif upload == "ebs":
+        raise UsageError(f"--upload ebs is AWS only; {cloud} imports from its object storage")
+    bucket = options.bucket or defaults.bucket
+    if (cloud != "aws" or upload == "s3") and not bucket:
+        raise UsageError(f"publishing to {cloud} through object storage needs a bucket; pass --bucket or set "
+                         f"clouds.{cloud}.bucket in the profile")
+    return PublishSpec(
+        cloud=cloud,
+        image=source.image,
+        identity=source.identity,
+        name=name,
+        source_region=regions[0],
+        copy_to=tuple(regions[1:]),
+        share_with=tuple(_unique([*options.share] or defaults.share)),
+        public=options.public if options.public is not None else defaults.public,
+        tags={**defaults.tags, **options.tags},
+        upload=upload,
+        bucket=bucket,
+        boot_mode=options.boot_mode or defaults.boot_mode,
+        keep_object=options.keep_object,
+        wait=options.wait,
+    )
+
+
+def _unique(items: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    region: str
+    step: str
+    detail: str
+    done: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"region": self.region, "step": self.step, "detail": self.detail, "done": self.done}
+
+
+def plan_steps(spec: PublishSpec, journals: Mapping[str, RegionJournal | None]) -> list[PlannedStep]:
+    """The steps a run takes, each marked done when its region's journal says so (the run re-checks)."""
+    steps: list[PlannedStep] = []
+    source = journals.get(spec.source_region)
+
+    def done(journal: RegionJournal | None, step: str) -> bool:
+        return bool(journal and journal.done(step))  # type: ignore[arg-type]
+
+    image = spec.image
+    where = f"{spec.bucket}/{spec.object_key}" if spec.upload != "ebs" else "an EBS snapshot (direct)"
+    steps.append(PlannedStep(spec.source_region, "upload",
+                             f"{image.path.name} ({image.format}, {image.size} bytes) to {where}",
+                             done(source, "upload") or done(source, "register")))
+    steps.append(PlannedStep(spec.source_region, "import", f"import as {spec.identity.arch}",
+                             done(source, "import") or done(source, "register")))
+    boot = f", boot mode {spec.boot_mode}" if spec.boot_mode else ""
+    steps.append(PlannedStep(spec.source_region, "register", f"image {spec.name}{boot}", done(source, "register")))
+    if spec.upload != "ebs" and not spec.keep_object:
+        steps.append(PlannedStep(spec.source_region, "cleanup", f"delete {spec.object_key} after the import",
+                                 done(source, "cleanup")))
+    for region in spec.copy_to:
+        steps.append(PlannedStep(region, "copy", f"copy from {spec.source_region}", done(journals.get(region), "copy")))
+    grants = [*spec.share_with, *(["public"] if spec.public else [])]
+    if grants:
+        for region in spec.regions:
+            journal = journals.get(region)
+            shared = bool(journal and set(grants) <= set(journal.shares))
+            steps.append(PlannedStep(region, "share", f"launch permission for {', '.join(grants)}", shared))
+    return steps

@@ -1,0 +1,241 @@
+"""The publish runner: preflight, the source-region pipeline, then the fan-out to the copy regions.
+
+Each step first looks for its result (the journal, then the cloud via `find_image`), does the work only if
+it is missing, and writes the journal at once. Copy regions run in parallel, one thread each; a region that
+fails is reported and left for the next run, and never rolls back the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
+
+from eulerpub.clouds.base import (
+    CloudAdapter,
+    ImageRef,
+    Imported,
+    PercentCallback,
+    ProgressCallback,
+    PublishSpec,
+    Upload,
+)
+from eulerpub.errors import EulerpubError, UsageError, WaitTimeout
+from eulerpub.publish.journal import JournalStore, RegionLog, StepName
+from eulerpub.publish.report import PublishResult, RegionResult
+
+log = logging.getLogger(__name__)
+
+BytesProgress = Callable[[str, int | None], AbstractContextManager[ProgressCallback]]
+PUBLIC = "public"  # how a public launch permission is written in journals and reports
+
+
+@contextmanager
+def _quiet_progress(description: str, total: int | None) -> Iterator[ProgressCallback]:
+    yield lambda n: None
+
+
+def percent_logger(label: str) -> PercentCallback:
+    """Log a cloud job's progress when it moves, not on every poll."""
+    last: list[int] = []
+
+    def report(percent: int) -> None:
+        if not last or percent != last[-1]:
+            last.append(percent)
+            log.info("%s: %d%%", label, percent)
+
+    return report
+
+
+def token(spec: PublishSpec, region: str, step: StepName, attempt: int) -> str:
+    """The client token of a create call: the same for every retry and re-run of one attempt of one step."""
+    return f"eulerpub-{spec.identity.build_id}-{region}-{step}-{attempt}"
+
+
+def check_name_collisions(adapter: CloudAdapter, spec: PublishSpec) -> None:
+    """Refuse to start when another build's image already has the name in ANY target region."""
+    clashes = []
+    for region in spec.regions:
+        for image in adapter.list_images(region, name=spec.name):
+            if image.build_id != spec.identity.build_id:
+                clashes.append(f"{region} ({image.image_id})")
+    if clashes:
+        raise UsageError(f"an image named {spec.name!r} from another build already exists in "
+                         f"{', '.join(clashes)}; pass --name or delete it")
+
+
+class Runner:
+    def __init__(self, spec: PublishSpec, adapter: CloudAdapter, store: JournalStore, *,
+                 byte_progress: BytesProgress = _quiet_progress) -> None:
+        self.spec = spec
+        self.adapter = adapter
+        self.store = store
+        self.byte_progress = byte_progress
+        self.sent_bytes = 0
+
+    def _open(self, region: str, role: str) -> RegionLog:
+        return self.store.open(self.spec.cloud, region, role=role,  # type: ignore[arg-type]
+                               build_id=self.spec.identity.build_id, name=self.spec.name)
+
+    # -- the whole run ------------------------------------------------------------------------------------
+
+    def run(self) -> PublishResult:
+        self.adapter.preflight(self.spec)
+        check_name_collisions(self.adapter, self.spec)
+        source_log = self._open(self.spec.source_region, "source")
+        try:
+            source, created = self._source_image(source_log)
+            source_result = self._finish_region(source_log, source, created)
+        except EulerpubError as exc:
+            log.error("%s: %s", self.spec.source_region, exc)
+            source_result = RegionResult(self.spec.source_region, "source", "failed", error=str(exc))
+            skipped = tuple(RegionResult(r, "copy", "skipped", error=f"source region {self.spec.source_region} "
+                                         "failed") for r in self.spec.copy_to)
+            return self._result((source_result, *skipped))
+        return self._result((source_result, *self._fan_out(source)))
+
+    def _result(self, regions: tuple[RegionResult, ...]) -> PublishResult:
+        return PublishResult(cloud=self.spec.cloud, build_id=self.spec.identity.build_id, name=self.spec.name,
+                             regions=regions, sent_bytes=self.sent_bytes, image_size=self.spec.image.size,
+                             journal_dir=str(self.store.root))
+
+    # -- source region ------------------------------------------------------------------------------------
+
+    def _existing(self, region_log: RegionLog, region: str) -> ImageRef | None:
+        """This build's image in `region` if it exists (waited for if still pending)."""
+        found = self.adapter.find_image(region, self.spec.identity.build_id)
+        if found is None:
+            return None
+        if found.state == "pending":
+            log.info("%s: %s exists and is still being made; waiting for it", region, found.image_id)
+            found = self.adapter.wait_image(self.spec, region, found.image_id, percent_logger(f"{region}: image"))
+        region_log.set_image(found)
+        return found
+
+    def _source_image(self, region_log: RegionLog) -> tuple[ImageRef, bool]:
+        spec, region = self.spec, self.spec.source_region
+        existing = self._existing(region_log, region)
+        if existing is not None:
+            log.info("%s: image %s of build %s already exists", region, existing.image_id, spec.identity.build_id)
+            self._cleanup(region_log)
+            return existing, False
+        upload = self._upload(region_log)
+        imported = self._import(region_log, upload)
+        self._cleanup(region_log)
+        image = self.adapter.register(spec, imported)
+        region_log.record("register", "running", id=image.image_id)
+        if image.state != "available":
+            image = self.adapter.wait_image(spec, region, image.image_id, percent_logger(f"{region}: image"))
+        region_log.set_image(image)
+        region_log.record("register", "done", id=image.image_id)
+        return image, True
+
+    def _upload(self, region_log: RegionLog) -> Upload:
+        done = region_log.journal.done("upload")
+        if done is not None:
+            return Upload.from_json(done.data)
+        image = self.spec.image
+        with self.byte_progress(f"{self.spec.source_region}: upload {image.path.name}", image.size) as advance:
+            upload = self.adapter.upload(self.spec, region_log.checkpoint("upload"), advance)
+        self.sent_bytes += upload.sent_bytes
+        region_log.record("upload", "done", id=upload.id, data=upload.to_json())
+        return upload
+
+    def _import(self, region_log: RegionLog, upload: Upload) -> Imported:
+        done = region_log.journal.done("import")
+        if done is not None:
+            return Imported.from_json(done.data)
+        step = region_log.journal.step("import")
+        attempt = step.attempt if step else 1
+        task_id = step.id if step and step.status == "running" and step.id else None
+        if task_id is None:
+            task_id = self.adapter.start_import(self.spec, upload, token(self.spec, self.spec.source_region,
+                                                                         "import", attempt))
+            region_log.record("import", "running", id=task_id, attempt=attempt, data={})
+        try:
+            imported = self.adapter.wait_import(self.spec, task_id,
+                                                percent_logger(f"{self.spec.source_region}: import {task_id}"))
+        except WaitTimeout:
+            raise  # still running: the next run waits on the same task
+        except EulerpubError as exc:
+            # The task failed for good: the next run starts a new one (the upload is kept for it).
+            region_log.restart("import", str(exc))
+            raise
+        region_log.record("import", "done", id=task_id, data=imported.to_json())
+        return imported
+
+    def _cleanup(self, region_log: RegionLog) -> None:
+        """Delete the temporary object once the import is done (kept with --keep-object, or if it failed)."""
+        upload_step = region_log.journal.done("upload")
+        if self.spec.keep_object or upload_step is None or region_log.journal.done("cleanup"):
+            return
+        upload = Upload.from_json(upload_step.data)
+        if upload.kind != "object":
+            return
+        self.adapter.discard_upload(self.spec, upload)
+        region_log.record("cleanup", "done", id=upload.id)
+
+    # -- every region: sharing and the result row -------------------------------------------------------------
+
+    def _finish_region(self, region_log: RegionLog, image: ImageRef, created: bool) -> RegionResult:
+        wanted = sorted({*self.spec.share_with, *([PUBLIC] if self.spec.public else [])})
+        journal = region_log.journal
+        if wanted and not (journal.done("share") and set(wanted) <= set(journal.shares)
+                           and journal.image_id == image.image_id):
+            granted = self.adapter.share(self.spec, image, list(self.spec.share_with), self.spec.public)
+            region_log.set_shares(granted)
+            region_log.record("share", "done", id=image.image_id)
+        return RegionResult(region_log.journal.region, region_log.journal.role, "done", image_id=image.image_id,
+                            snapshot_ids=tuple(image.snapshot_ids), shares=tuple(region_log.journal.shares),
+                            created=created)
+
+    # -- copy regions -------------------------------------------------------------------------------------
+
+    def _fan_out(self, source: ImageRef) -> list[RegionResult]:
+        if not self.spec.copy_to:
+            return []
+        with ThreadPoolExecutor(max_workers=len(self.spec.copy_to), thread_name_prefix="copy") as pool:
+            futures = [pool.submit(self._copy_region, source, region) for region in self.spec.copy_to]
+            return [future.result() for future in futures]
+
+    def _copy_region(self, source: ImageRef, region: str) -> RegionResult:
+        """One copy region from start to finish; every failure becomes this region's row, never an exception."""
+        try:
+            region_log = self._open(region, "copy")
+            image, created = self._copy_image(region_log, source, region)
+            return self._finish_region(region_log, image, created)
+        except Exception as exc:  # one region's failure, even a bug, must not stop the others
+            if not isinstance(exc, EulerpubError):
+                log.debug("%s: unexpected failure", region, exc_info=True)
+            message = str(exc) if isinstance(exc, EulerpubError) else f"{type(exc).__name__}: {exc}"
+            log.error("%s: %s", region, message)
+            return RegionResult(region, "copy", "failed", error=message)
+
+    def _copy_image(self, region_log: RegionLog, source: ImageRef, region: str) -> tuple[ImageRef, bool]:
+        existing = self._existing(region_log, region)
+        if existing is not None:
+            region_log.record("copy", "done", id=existing.image_id)
+            return existing, False
+        step = region_log.journal.step("copy")
+        attempt = step.attempt if step else 1
+        handle = step.id if step and step.status == "running" and step.id else None
+        if handle is None:
+            handle = self.adapter.copy_image(self.spec, source, region, token(self.spec, region, "copy", attempt))
+            region_log.record("copy", "running", id=handle, attempt=attempt)
+        try:
+            image = self.adapter.wait_image(self.spec, region, handle, percent_logger(f"{region}: copy {handle}"))
+        except WaitTimeout:
+            raise
+        except EulerpubError as exc:
+            region_log.restart("copy", str(exc))
+            raise
+        region_log.set_image(image)
+        region_log.record("copy", "done", id=image.image_id)
+        return image, True
+
+
+def publish(spec: PublishSpec, adapter: CloudAdapter, store: JournalStore, *,
+            byte_progress: BytesProgress = _quiet_progress) -> PublishResult:
+    """Publish `spec` with `adapter`, journaling into `store`; returns the per-region result."""
+    return Runner(spec, adapter, store, byte_progress=byte_progress).run()

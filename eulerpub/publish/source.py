@@ -1,0 +1,130 @@
+"""What to publish: a build record (named, or the newest of a profile) or a plain image file.
+
+Resolving reads files only (and runs `qemu-img info` for a plain file); it talks to no cloud.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import get_args
+
+from eulerpub import proc
+from eulerpub.clouds.base import BuildIdentity, DiskImage
+from eulerpub.errors import ChecksumError, UsageError
+from eulerpub.manifest import Artifact, BuildRecord, artifact_path, latest_record, read_record, sha256_file
+from eulerpub.profiles import Arch, Format, Profile
+
+# Which artifact each cloud takes when the profile does not say: the first one the build has.
+# AWS: EBS direct wants raw (anything else is converted); Huawei and Tencent import qcow2 natively.
+PREFERRED_FORMATS: dict[str, tuple[Format, ...]] = {
+    "aws": ("raw", "vmdk", "vhd", "qcow2"),
+    "huawei": ("qcow2", "raw", "vmdk", "vhd"),
+    "tencent": ("qcow2", "raw", "vmdk", "vhd"),
+}
+ADHOC_PROFILE = "custom"  # the profile tag of an image published from a plain file without --profile
+DEFAULT_NAME_TEMPLATE = "openEuler-{release}-{arch}-{profile}-{date}"
+_RELEASE_IN_NAME = re.compile(r"openEuler-(\d{2}\.\d{2}(?:-LTS(?:-SP\d+)?)?)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A resolved image: the file, what it is, its default name, and where its publish journals live."""
+
+    image: DiskImage
+    identity: BuildIdentity
+    name: str
+    journal_dir: Path
+    record_path: Path | None = None
+
+
+def _pick_artifact(record: BuildRecord, cloud: str, fmt: Format | None) -> Artifact:
+    if fmt is not None:
+        return record.artifact(fmt)
+    for preferred in PREFERRED_FORMATS.get(cloud, ()):
+        for artifact in record.artifacts:
+            if artifact.format == preferred:
+                return artifact
+    return record.artifact()
+
+
+def from_record(record_path: Path, cloud: str, fmt: Format | None = None, *, verify: bool = True) -> Source:
+    """The artifact of a build record (a manifest.json or its directory) to publish to `cloud`."""
+    record = read_record(record_path)
+    record_file = record_path / "manifest.json" if record_path.is_dir() else record_path
+    artifact = _pick_artifact(record, cloud, fmt)
+    path = artifact_path(record_file, artifact)
+    if not path.is_file():
+        raise UsageError(f"{record_file} names {artifact.path}, which does not exist")
+    if verify and sha256_file(path) != artifact.sha256:
+        raise ChecksumError(f"{path} does not match the sha256 in {record_file}; rebuild it")
+    name = record.image_name or DEFAULT_NAME_TEMPLATE.format(
+        release=record.release, arch=record.arch, profile=record.profile, date=record.created.strftime("%Y%m%d"))
+    return Source(
+        image=DiskImage(path=path, format=artifact.format, size=artifact.size, virtual_size=artifact.virtual_size,
+                        sha256=artifact.sha256),
+        identity=BuildIdentity(build_id=record.build_id, profile=record.profile, release=record.release,
+                               arch=record.arch),
+        name=name,
+        journal_dir=record_file.parent / "publish",
+        record_path=record_file,
+    )
+
+
+def from_profile(build_dir: Path, profile: str, cloud: str, fmt: Format | None = None, *,
+                 release: str | None = None, arch: str | None = None) -> Source:
+    """The newest build of `profile` under `build_dir`."""
+    record_path, _ = latest_record(build_dir, profile, release=release, arch=arch)
+    return from_record(record_path, cloud, fmt)
+
+
+def adhoc_build_id(sha256: str, arch: str, release: str) -> str:
+    """A stable build id for a plain file: the same file, arch and release always map to the same images."""
+    return hashlib.sha256(f"{sha256}\0{arch}\0{release}".encode()).hexdigest()[:16]
+
+
+def _inspect(path: Path) -> tuple[Format, int]:
+    info = json.loads(proc.output(["qemu-img", "info", "--output=json", path]))
+    fmt = info.get("format")
+    if fmt == "vpc":
+        fmt = "vhd"
+    if fmt not in get_args(Format):
+        raise UsageError(f"{path} is a {fmt} image; eulerpub publishes {', '.join(get_args(Format))}")
+    return fmt, int(info["virtual-size"])
+
+
+def from_file(path: Path, arch: str, *, build_dir: Path, release: str | None = None,
+              profile: Profile | None = None) -> Source:
+    """A plain image file (built elsewhere). Its format and virtual size come from `qemu-img info`."""
+    if not path.is_file():
+        raise UsageError(f"--image {path}: no such file")
+    if arch not in get_args(Arch):
+        raise UsageError(f"--arch {arch!r}: choose one of {', '.join(get_args(Arch))}")
+    if release is None:
+        match = _RELEASE_IN_NAME.search(path.name)
+        if match is None:
+            raise UsageError(f"cannot tell the openEuler release of {path.name}; pass --release")
+        release = match.group(1)
+    fmt, virtual_size = _inspect(path)
+    sha256 = sha256_file(path)
+    build_id = adhoc_build_id(sha256, arch, release)
+    made_on = datetime.fromtimestamp(path.stat().st_mtime, UTC).date()  # stable across re-runs
+    name = (profile.image_name(release, arch, on=made_on, build_id=build_id) if profile
+            else _default_name(release, arch, made_on))
+    return Source(
+        image=DiskImage(path=path.resolve(), format=fmt, size=path.stat().st_size, virtual_size=virtual_size,
+                        sha256=sha256),
+        identity=BuildIdentity(build_id=build_id, profile=profile.name if profile else ADHOC_PROFILE,
+                               release=release, arch=arch),  # type: ignore[arg-type]  # checked above
+        name=name,
+        journal_dir=build_dir / "published" / build_id,
+    )
+
+
+def _default_name(release: str, arch: str, on: date) -> str:
+    return DEFAULT_NAME_TEMPLATE.format(release=release, arch=arch, profile=ADHOC_PROFILE,
+                                        date=on.strftime("%Y%m%d"))
