@@ -8,7 +8,8 @@ Huawei `SDK-HMAC-SHA256` (huaweicloudsdkcore.signer.Signer):
 Tencent `TC3-HMAC-SHA256` (tencentcloud.common.abstract_client):
   canonical = METHOD \n / \n query(GET only) \n "content-type:..\nhost:..\n" \n content-type;host \n sha256hex(body)
   key chain "TC3"+SecretKey -> date -> service -> "tc3_request";
-  signature = hex(HMAC(key, "TC3-HMAC-SHA256\n" + X-TC-Timestamp + "\n" + date/service/tc3_request + "\n" + sha256hex(canonical)))
+  signature = hex(HMAC(key, "TC3-HMAC-SHA256\n" + X-TC-Timestamp + "\n" + date/service/tc3_request
+                            + "\n" + sha256hex(canonical)))
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import hashlib
 import hmac
 import re
 import time
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote, unquote
 
 from .server import HttpRequest
@@ -73,7 +74,7 @@ def verify_sdk_hmac(request: HttpRequest, secret_for: SecretLookup, max_skew: fl
         raise AuthError("unknown_key", f"access key {access} does not exist")
     sdk_date = request.header("X-Sdk-Date") or ""
     try:
-        signed_at = datetime.strptime(sdk_date, _SDK_DATE_FORMAT).replace(tzinfo=timezone.utc).timestamp()
+        signed_at = datetime.strptime(sdk_date, _SDK_DATE_FORMAT).replace(tzinfo=UTC).timestamp()
     except ValueError:
         raise AuthError("signature", f"X-Sdk-Date {sdk_date!r} is not in {_SDK_DATE_FORMAT} format") from None
     if abs(time.time() - signed_at) > max_skew:
@@ -114,7 +115,7 @@ def verify_tc3(request: HttpRequest, secret_for: SecretLookup, service: str, max
         raise AuthError("signature", "X-TC-Timestamp is missing or not an integer")
     if abs(time.time() - int(timestamp)) > max_skew:
         raise AuthError("expired", f"X-TC-Timestamp {timestamp} is more than {max_skew:.0f}s from server time")
-    if date != datetime.fromtimestamp(int(timestamp), timezone.utc).strftime("%Y-%m-%d"):
+    if date != datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d"):
         raise AuthError("signature", "credential date does not match X-TC-Timestamp")
     if signed_service != service:
         raise AuthError("signature", f"credential scope service {signed_service!r} is not {service!r}")

@@ -14,12 +14,26 @@ import re
 import secrets
 import string
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .auth import AuthError, verify_tc3
-from .server import (FAIL, SERVER_ERROR, STUCK, THROTTLE, Call, Faults, HttpRequest, HttpResponse, Progress,
-                     ServerThread, Timing, new_request_id, utc_iso)
+from .server import (
+    FAIL,
+    SERVER_ERROR,
+    STUCK,
+    THROTTLE,
+    Call,
+    Faults,
+    HttpRequest,
+    HttpResponse,
+    Progress,
+    ServerThread,
+    Timing,
+    new_request_id,
+    utc_iso,
+)
 
 API_VERSION = "2017-03-12"
 ARCHITECTURES = {"x86_64": "x86_64", "i386": "i386", "arm_64": "arm"}  # ImportImage value -> Image.Architecture
@@ -133,14 +147,14 @@ class CvmEmulator:
         }
 
     # ---- lifecycle and test helpers -------------------------------------------------------------------
-    def start(self) -> "CvmEmulator":
+    def start(self) -> CvmEmulator:
         self._server.start()
         return self
 
     def stop(self) -> None:
         self._server.stop()
 
-    def __enter__(self) -> "CvmEmulator":
+    def __enter__(self) -> CvmEmulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -5,7 +5,7 @@ Wire into a conftest with `from tests.emulators.fixtures import ims_emulator, cv
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from huaweicloudsdkcore.auth.credentials import BasicCredentials

@@ -19,14 +19,28 @@ import hashlib
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from .auth import AuthError, verify_sdk_hmac
-from .server import (FAIL, SERVER_ERROR, STUCK, THROTTLE, Call, Faults, HttpRequest, HttpResponse, Progress,
-                     ServerThread, Timing, new_request_id, utc_iso)
+from .server import (
+    FAIL,
+    SERVER_ERROR,
+    STUCK,
+    THROTTLE,
+    Call,
+    Faults,
+    HttpRequest,
+    HttpResponse,
+    Progress,
+    ServerThread,
+    Timing,
+    new_request_id,
+    utc_iso,
+)
 
 
 @dataclass(frozen=True)
@@ -177,7 +191,7 @@ class ImsEmulator:
         self._servers = {r: ServerThread(partial(self._handle, r), self.crashes) for r in regions}
 
     # ---- lifecycle and test helpers -------------------------------------------------------------------
-    def start(self) -> "ImsEmulator":
+    def start(self) -> ImsEmulator:
         for server in self._servers.values():
             server.start()
         return self
@@ -186,7 +200,7 @@ class ImsEmulator:
         for server in self._servers.values():
             server.stop()
 
-    def __enter__(self) -> "ImsEmulator":
+    def __enter__(self) -> ImsEmulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -350,7 +364,9 @@ class ImsEmulator:
         if not self.object_exists(bucket, key):
             raise _invalid(f"The image file {key} does not exist in OBS bucket {bucket}")
         tags = {t["key"]: t.get("value", "") for t in body.get("image_tags") or []}
-        tags.update(tag.partition(".")[::2] for tag in body.get("tags") or [])
+        for tag in body.get("tags") or []:  # the older "key.value" string form
+            key, _, value = tag.partition(".")
+            tags[key] = value
         return Image(str(uuid.uuid4()), ctx.region, ctx.project, name, os_version, min_disk,
                      architecture, firmware, image_url, description=description, tags=tags)
 
@@ -406,8 +422,10 @@ class ImsEmulator:
         if "marker" in query:
             ids = [image["id"] for image in found]
             found = found[ids.index(query["marker"]) + 1:] if query["marker"] in ids else []
-        limit = int(query.get("limit", 500))
-        return 200, {"images": found[:limit]}
+        limit = query.get("limit", "500")
+        if not limit.isdigit():
+            raise _invalid(f"limit {limit!r} is not a positive integer")
+        return 200, {"images": found[:int(limit)]}
 
     def _glance_show_image(self, ctx: _Ctx) -> tuple[int, dict]:
         image = self._own_image(ctx, ctx.path["image_id"])

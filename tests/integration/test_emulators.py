@@ -27,10 +27,12 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from tencentcloud.cvm.v20170312 import models as cvm_models
 from tencentcloud.cvm.v20170312.cvm_client import CvmClient
 
-from tests.emulators import CvmEmulator, ImsEmulator
-from tests.emulators.fixtures import cvm_client, cvm_emulator, ims_client, ims_emulator  # noqa: F401
+from tests.emulators import CvmEmulator, ImsEmulator, Timing, fixtures
+from tests.emulators.fixtures import cvm_client, ims_client
 
 pytestmark = pytest.mark.integration
+ims_emulator = fixtures.ims_emulator  # until conftest provides them
+cvm_emulator = fixtures.cvm_emulator
 
 BEIJING, SHANGHAI = "cn-north-4", "cn-east-3"
 GUANGZHOU, SHANGHAI_TC = "ap-guangzhou", "ap-shanghai"
@@ -108,7 +110,6 @@ def test_ims_import_goes_init_running_success_and_is_listed_by_tag(ims_emulator)
 
 def test_ims_import_fails_with_the_injected_reason(ims_emulator):
     ims_emulator.faults.add(kind="fail", action="CreateImage", reason="the image file is not a valid qcow2")
-    ims_emulator.finish_all()  # nothing pending yet: a no-op
     client = ims_client(ims_emulator, BEIJING)
     ims_emulator.objects.add((OBS_BUCKET, OBS_KEY))
     job_id = client.create_image(CreateImageRequest(body=_create_body())).job_id
@@ -260,6 +261,22 @@ def test_cvm_import_goes_importing_to_normal_with_tags(cvm_emulator):
     assert _describe(client, Filters=[{"Name": "tag-key", "Values": ["nope"]}]).TotalCount == 0
 
 
+def test_cvm_rejects_a_stale_timestamp():
+    with CvmEmulator(max_clock_skew=-1) as emulator, pytest.raises(TencentCloudSDKException) as caught:
+        cvm_client(emulator, GUANGZHOU).DescribeImages(cvm_models.DescribeImagesRequest())  # always too old
+    assert caught.value.get_code() == "AuthFailure.SignatureExpire"
+
+
+def test_cvm_finish_all_completes_imports_that_would_never_settle_by_polling():
+    with CvmEmulator(timing=Timing(polls=None)) as emulator:
+        client = cvm_client(emulator, GUANGZHOU)
+        emulator.objects.add(COS_URL)
+        image_id = client.ImportImage(_cvm_request(cvm_models.ImportImageRequest, **_import_params())).ImageId
+        assert _wait_state(client, image_id, polls=4) == ["IMPORTING"] * 4
+        emulator.finish_all()
+        assert _wait_state(client, image_id) == ["NORMAL"]
+
+
 def test_cvm_import_fails_with_injected_fault(cvm_emulator):
     cvm_emulator.faults.add(kind="fail", action="ImportImage", reason="unsupported partition table")
     client = cvm_client(cvm_emulator, GUANGZHOU)
@@ -297,7 +314,7 @@ def test_cvm_describe_images_argument_rules(cvm_emulator):
         with pytest.raises(TencentCloudSDKException) as caught:
             _describe(client, **params)
         assert caught.value.get_code() == code
-    with pytest.raises(TencentCloudSDKException, match="InvalidImageName.Duplicate"):
+    with pytest.raises(TencentCloudSDKException, match=r"InvalidImageName\.Duplicate"):
         client.ImportImage(_cvm_request(cvm_models.ImportImageRequest, **_import_params()))
 
 
@@ -313,9 +330,9 @@ def test_cvm_sync_to_other_regions_with_one_stuck(cvm_emulator):
     assert set(by_region) == {SHANGHAI_TC, "ap-beijing"}
     assert _wait_state(cvm_client(cvm_emulator, SHANGHAI_TC), by_region[SHANGHAI_TC]) == ["SYNCING", "NORMAL"]
     assert _wait_state(cvm_client(cvm_emulator, "ap-beijing"), by_region["ap-beijing"], polls=5)[-1] == "SYNCING"
-    with pytest.raises(TencentCloudSDKException, match="InvalidImageId.IncorrectState"):  # a sync is running
+    with pytest.raises(TencentCloudSDKException, match=r"InvalidImageId\.IncorrectState"):  # a sync is running
         guangzhou.DeleteImages(_cvm_request(cvm_models.DeleteImagesRequest, ImageIds=[image_id]))
-    with pytest.raises(TencentCloudSDKException, match="InvalidRegion.NotFound"):
+    with pytest.raises(TencentCloudSDKException, match=r"InvalidRegion\.NotFound"):
         guangzhou.SyncImages(_cvm_request(cvm_models.SyncImagesRequest, ImageIds=[image_id],
                                           DestinationRegions=["ap-atlantis"]))
 
@@ -334,7 +351,7 @@ def test_cvm_share_blocks_delete_until_cancelled(cvm_emulator):
         _cvm_request(cvm_models.DescribeImageSharePermissionRequest, ImageId=image_id)).SharePermissionSet
     assert [p.AccountId for p in permissions] == ["100000000002"]
     delete = _cvm_request(cvm_models.DeleteImagesRequest, ImageIds=[image_id])
-    with pytest.raises(TencentCloudSDKException, match="InvalidImageId.InShared"):
+    with pytest.raises(TencentCloudSDKException, match=r"InvalidImageId\.InShared"):
         client.DeleteImages(delete)
     share("CANCEL")
     client.DeleteImages(delete)
