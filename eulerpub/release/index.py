@@ -1,0 +1,136 @@
+"""The release index `releases/index.json`: every image eulerpub published, for consumers to read.
+
+Schema (version 1; a change that breaks readers bumps `schema_version`):
+
+    {
+      "schema_version": 1,
+      "updated": "2025-06-01T04:12:09+00:00",      # when an entry last changed (ISO 8601, UTC)
+      "images": {
+        "<profile>": {"<release>": {"<arch>": {"<cloud>": {"<region>": {
+          "image_id": "ami-0123456789abcdef0",       # launch this
+          "name": "openEuler-24.03-LTS-SP1-x86_64-hpc-20250601",
+          "created": "2025-06-01T03:58:41+00:00",    # when the cloud created the image
+          "build_id": "9f2c…",                       # the build record's id (same image on every cloud)
+          "artifact_sha256": "ab12…"                 # sha256 of the disk file uploaded to this cloud
+        }}}}}
+      }
+    }
+
+A run updates the entries of the cells it published and never drops any other entry, so a filtered run
+(`--only cloud=aws`) leaves the other clouds' entries as they were. Written atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from eulerpub.errors import UsageError
+from eulerpub.manifest import write_json_atomic
+from eulerpub.release.runner import CellResult
+
+SCHEMA_VERSION = 1
+INDEX_NAME = "index.json"
+DEFAULT_RELEASES_DIR = Path("releases")
+
+
+class IndexEntry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    image_id: str
+    name: str
+    created: str
+    build_id: str
+    artifact_sha256: str
+
+
+# profile → release → arch → cloud → region → entry
+Images = dict[str, dict[str, dict[str, dict[str, dict[str, IndexEntry]]]]]
+
+
+class ReleaseIndex(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    updated: str = ""
+    images: Images = {}
+
+
+@dataclass(frozen=True)
+class Located:
+    """One index entry with its coordinates."""
+
+    profile: str
+    release: str
+    arch: str
+    cloud: str
+    region: str
+    entry: IndexEntry
+
+
+def iter_entries(index: ReleaseIndex) -> Iterator[Located]:
+    """Every entry, sorted by profile, release, arch, cloud, region."""
+    for profile, releases in sorted(index.images.items()):
+        for release, arches in sorted(releases.items()):
+            for arch, clouds in sorted(arches.items()):
+                for cloud, regions in sorted(clouds.items()):
+                    for region, entry in sorted(regions.items()):
+                        yield Located(profile, release, arch, cloud, region, entry)
+
+
+def entries_from_results(results: Iterable[CellResult]) -> list[Located]:
+    """The index entries a run's results provide: every image in place, even in a cell with a failed region."""
+    found = []
+    for result in results:
+        if result.publish is None or result.build_id is None:
+            continue
+        cell = result.cell
+        for image in result.publish.images:
+            entry = IndexEntry(image_id=image.image_id, name=image.name, created=image.created,
+                               build_id=result.build_id, artifact_sha256=result.publish.artifact_sha256)
+            found.append(Located(cell.profile, cell.release, cell.arch, cell.cloud, image.region, entry))
+    return found
+
+
+def merge(index: ReleaseIndex, entries: Iterable[Located], *, now: datetime) -> ReleaseIndex:
+    """A new index with `entries` set and every other entry kept (pure). `updated` moves only on a change."""
+    images = {p: {r: {a: {c: dict(g) for c, g in cs.items()} for a, cs in arches.items()}
+                  for r, arches in releases.items()} for p, releases in index.images.items()}
+    for item in entries:
+        regions = (images.setdefault(item.profile, {}).setdefault(item.release, {})
+                   .setdefault(item.arch, {}).setdefault(item.cloud, {}))
+        regions[item.region] = item.entry
+    if images == index.images:
+        return index
+    return ReleaseIndex(updated=now.astimezone(UTC).isoformat(timespec="seconds"), images=images)
+
+
+def current_image_ids(index: ReleaseIndex, cloud: str, region: str) -> set[str]:
+    """The image ids the index marks as current in one cloud region (prune never deletes these)."""
+    return {item.entry.image_id for item in iter_entries(index) if item.cloud == cloud and item.region == region}
+
+
+def read_index(path: Path) -> ReleaseIndex:
+    """The index at `path`; an empty one when there is none yet."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return ReleaseIndex()
+    try:
+        index = ReleaseIndex.model_validate_json(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        raise UsageError(f"{path}: {where}: {error['msg']}; not a valid eulerpub release index") from None
+    if index.schema_version > SCHEMA_VERSION:
+        raise UsageError(f"{path}: schema_version {index.schema_version} is newer than this eulerpub reads "
+                         f"({SCHEMA_VERSION}); upgrade eulerpub")
+    return index
+
+
+def write_index(path: Path, index: ReleaseIndex) -> None:
+    write_json_atomic(path, index.model_dump(mode="json"))
