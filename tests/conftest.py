@@ -13,6 +13,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # so `tests.emulators` and friends import as packages
 
+# Fixture modules shared by several test packages.
+pytest_plugins = ["tests.emulators.fixtures"]
+
 _LEAKY_PREFIXES = ("AWS_", "HUAWEICLOUD_", "TENCENTCLOUD_", "EULERPUB_")
 
 
