@@ -1,0 +1,513 @@
+"""Fetch an official openEuler base image: verified, decompressed while streaming, cached by digest, resumable.
+
+The published `.qcow2.xz` is hashed and decompressed as its bytes arrive, so the image is read from the
+network once and never re-read from disk. The compressed bytes are also kept in the cache's partial area
+while the download runs: that is what makes a resume correct. An xz decoder's state cannot be saved, so a
+download resumed in a later run first replays the kept compressed prefix through a fresh hasher and a fresh
+decoder (a local, CPU-only pass), then continues from the network with an HTTP Range request. Within one
+run, a dropped connection needs no replay: the live hasher and decoder simply carry on.
+
+Cache layout (below `paths.cache_dir()`):
+
+    images/<sha256>/<name>.qcow2   verified, decompressed images, keyed by the digest of the published .xz
+    index.json                     URL -> digest, file and size: how a repeat fetch finds its image offline
+    partial/<sha256>.qcow2.xz      the compressed bytes of an unfinished download (deleted once verified)
+    partial/<sha256>.qcow2.part    the decompressed output being written (renamed into images/ when verified)
+
+A file only ever reaches `images/` by an atomic rename after its digest matched, so whatever is there is
+good; a mismatch deletes the partial files and leaves the cache as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import lzma
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from eulerpub import __version__, catalog, paths, retry, ui
+from eulerpub.catalog import ImageSource
+from eulerpub.errors import ChecksumError, EulerpubError
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 1 << 20  # network read size: per-chunk Python overhead is noise at 1 MiB, and the bar stays smooth
+# Cap on decompressed bytes per lzma call. A qcow2's zeroed runs expand a thousandfold; without a cap one
+# network chunk could become gigabytes in memory.
+DECOMPRESS_LIMIT = 8 << 20
+CONNECT_TIMEOUT = 10.0  # seconds; a mirror that cannot accept a connection in 10 s is down, retry it
+READ_TIMEOUT = 60.0     # seconds between bytes; long enough for a busy mirror, short enough to notice a dead one
+INDEX_VERSION = 1
+_SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class DownloadError(EulerpubError):
+    """The mirror does not have, or would not serve, what the catalog says it should."""
+
+
+@dataclass(frozen=True)
+class FetchedImage:
+    """A verified, decompressed base image in the cache.
+
+    `sha256` is the digest of the `.qcow2.xz` as published (what the `.sha256sum` vouches for), so the build
+    record can name exactly which official image it started from.
+    """
+
+    path: Path
+    sha256: str
+    url: str
+    from_cache: bool
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pure helpers
+
+
+def parse_checksum(text: str, file_name: str) -> str | None:
+    """The sha256 for `file_name` in `sha256sum` output (GNU `<hex>  <name>` or BSD `SHA256 (<name>) = <hex>`).
+
+    A file with exactly one digest is accepted whatever name it gives: mirrors rename files, and a wrong
+    digest is caught by the verification anyway. Returns None when there is no usable digest.
+    """
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if bsd := re.fullmatch(r"SHA256 \((.+)\) = ([0-9a-fA-F]{64})", line):
+            name, digest = bsd.group(1), bsd.group(2)
+        elif len(parts := line.split(maxsplit=1)) == 2 and _SHA256_HEX.match(parts[0]):
+            digest, name = parts[0], parts[1].lstrip("*")
+        else:
+            continue
+        found[Path(name.strip()).name] = digest.lower()
+    if file_name in found:
+        return found[file_name]
+    digests = set(found.values())
+    return digests.pop() if len(digests) == 1 else None
+
+
+def qcow2_name(file_name: str) -> str:
+    """The decompressed image's file name: the published name without `.xz`."""
+    return file_name.removesuffix(".xz")
+
+
+def content_range_start(header: str | None) -> int | None:
+    """The first byte offset of a `Content-Range: bytes START-END/TOTAL` header, None if absent or odd."""
+    match = re.fullmatch(r"bytes (\d+)-\d+/(\d+|\*)", (header or "").strip())
+    return int(match.group(1)) if match else None
+
+
+def content_range_total(header: str | None) -> int | None:
+    """The full length in a `Content-Range` header (`bytes */TOTAL` or `bytes A-B/TOTAL`), None if unknown."""
+    match = re.fullmatch(r"bytes (?:\*|\d+-\d+)/(\d+)", (header or "").strip())
+    return int(match.group(1)) if match else None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The cache
+
+
+@dataclass(frozen=True)
+class CacheLayout:
+    """Where each piece of the download cache lives (see the module docstring)."""
+
+    root: Path
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index.json"
+
+    @property
+    def partial_dir(self) -> Path:
+        return self.root / "partial"
+
+    def image(self, digest: str, file_name: str) -> Path:
+        return self.root / "images" / digest / qcow2_name(file_name)
+
+    def partial_xz(self, digest: str) -> Path:
+        return self.partial_dir / f"{digest}.qcow2.xz"
+
+    def partial_qcow2(self, digest: str) -> Path:
+        return self.partial_dir / f"{digest}.qcow2.part"
+
+    def lock(self, name: str) -> Path:
+        return self.partial_dir / f"{name}.lock"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock, so two runs never write the same partial file or the index at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_index(layout: CacheLayout) -> dict[str, dict[str, Any]]:
+    """URL -> {sha256, file, size}. A missing or unreadable index is empty: it is a cache, not a record."""
+    try:
+        data = json.loads(layout.index.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable cache index %s: %s", layout.index, exc)
+        return {}
+    if not isinstance(data, dict) or data.get("version") != INDEX_VERSION or not isinstance(data.get("images"), dict):
+        return {}
+    return data["images"]
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        json.dump(data, tmp, indent=2, sort_keys=True)
+        tmp.flush()
+        os.fsync(tmp.fileno())
+    os.replace(tmp.name, path)
+
+
+def record_in_index(layout: CacheLayout, url: str, digest: str, file_name: str, size: int) -> None:
+    """Remember which verified image a URL gave, so the next fetch of that URL needs no network."""
+    with _locked(layout.lock("index")):
+        images = read_index(layout)
+        images[url] = {"sha256": digest, "file": qcow2_name(file_name), "size": size,
+                       "fetched_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        _write_json_atomic(layout.index, {"version": INDEX_VERSION, "images": images})
+
+
+def find_cached(layout: CacheLayout, url: str) -> FetchedImage | None:
+    """The cached image an earlier fetch of `url` verified, if it is still there with its recorded size."""
+    entry = read_index(layout).get(url)
+    if not entry or not _SHA256_HEX.match(str(entry.get("sha256", ""))):
+        return None
+    path = layout.image(entry["sha256"], str(entry.get("file", "")))
+    if path.name != entry.get("file") or not _has_size(path, entry.get("size")):
+        return None
+    return FetchedImage(path=path, sha256=entry["sha256"], url=url, from_cache=True)
+
+
+def find_by_digest(layout: CacheLayout, digest: str, file_name: str) -> Path | None:
+    """The cached image with this digest, whichever URL brought it (another mirror, an older index)."""
+    path = layout.image(digest, file_name)
+    sizes = {e.get("size") for e in read_index(layout).values() if e.get("sha256") == digest}
+    if sizes:
+        return path if any(_has_size(path, s) for s in sizes) else None
+    return path if path.is_file() else None  # only a verified file is ever renamed there
+
+
+def _has_size(path: Path, size: object) -> bool:
+    try:
+        return isinstance(size, int) and path.stat().st_size == size
+    except FileNotFoundError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Streaming: hash, keep, decompress
+
+
+class XzToFile:
+    """Decompresses xz as chunks arrive and writes the result to a file, in bounded memory.
+
+    A decoding error is latched rather than raised: the download carries on so the digest can still be
+    computed, because a corrupt download must be reported with both digests, not as an xz error.
+    """
+
+    def __init__(self, out) -> None:
+        self._out = out
+        self._decoder = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+        self.error: str | None = None
+
+    def feed(self, data: bytes) -> None:
+        if self.error is None:
+            try:
+                self._feed(data)
+            except lzma.LZMAError as exc:
+                self.error = str(exc)
+
+    def _feed(self, data: bytes) -> None:
+        while True:
+            if self._decoder.eof:  # a stream ended: skip its padding, then decode any concatenated stream
+                rest = (self._decoder.unused_data + data).lstrip(b"\0")
+                if not rest:
+                    return
+                self._decoder, data = lzma.LZMADecompressor(format=lzma.FORMAT_XZ), rest
+            self._out.write(self._decoder.decompress(data, max_length=DECOMPRESS_LIMIT))
+            data = b""
+            if self._decoder.needs_input and not self._decoder.eof:
+                return
+
+    @property
+    def complete(self) -> bool:
+        """True when the input so far ends exactly at the end of an xz stream."""
+        return self.error is None and self._decoder.eof
+
+
+class Transfer:
+    """One download in progress. The kept compressed partial, the running digest and the decompressed
+    output always describe the same first `received` bytes, which is what makes resuming safe."""
+
+    def __init__(self, xz_path: Path, qcow2_path: Path) -> None:
+        self.xz_path = xz_path
+        self.qcow2_path = qcow2_path
+        xz_path.parent.mkdir(parents=True, exist_ok=True)
+        self._xz = open(xz_path, "ab")  # noqa: SIM115 - closed in close(), lives across several requests
+        self._out = open(qcow2_path, "wb")  # noqa: SIM115 - same
+        self._start_over(truncate_xz=False)
+
+    def _start_over(self, *, truncate_xz: bool) -> None:
+        if truncate_xz:
+            self._xz.truncate(0)
+        self._out.seek(0)
+        self._out.truncate(0)
+        self._hash = hashlib.sha256()
+        self._unxz = XzToFile(self._out)
+        self.received = 0
+
+    def restart(self) -> None:
+        """Forget every byte so far (the server ignored our Range, or the partial cannot be continued)."""
+        self._start_over(truncate_xz=True)
+
+    def replay(self, advance: Callable[[int], None] = lambda n: None) -> int:
+        """Feed the compressed bytes an earlier run kept through the fresh hasher and decoder; return how many."""
+        with open(self.xz_path, "rb") as kept:
+            while chunk := kept.read(CHUNK_SIZE):
+                self._hash.update(chunk)
+                self._unxz.feed(chunk)
+                self.received += len(chunk)
+                advance(len(chunk))
+        return self.received
+
+    def feed(self, chunk: bytes) -> None:
+        self._xz.write(chunk)
+        self._hash.update(chunk)
+        self._unxz.feed(chunk)
+        self.received += len(chunk)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+    @property
+    def decode_error(self) -> str | None:
+        if self._unxz.error:
+            return self._unxz.error
+        return None if self._unxz.complete else "the xz stream ends early"
+
+    def close(self) -> None:
+        """Flush the output to disk (it is about to be renamed into the cache) and close both files."""
+        for handle in (self._xz, self._out):
+            if not handle.closed:
+                handle.flush()
+                os.fsync(handle.fileno())
+                handle.close()
+
+    def discard(self, *, keep_compressed: bool) -> None:
+        """Remove the decompressed output; also the compressed partial unless a later run may resume it."""
+        for handle in (self._xz, self._out):
+            handle.close()
+        paths_to_remove = [self.qcow2_path] + ([] if keep_compressed else [self.xz_path])
+        for path in paths_to_remove:
+            path.unlink(missing_ok=True)
+
+
+class _Interrupted(ConnectionError):
+    """The body ended before its announced length; transient, resumed with a Range request."""
+
+
+class _LazyProgress:
+    """A byte progress bar opened when the first response tells the total size, shared by every retry."""
+
+    def __init__(self, stack: contextlib.ExitStack, description: str, enabled: bool) -> None:
+        self._stack, self._description, self._enabled = stack, description, enabled
+        self._advance: Callable[[int], None] | None = None
+
+    def start(self, total: int | None, already: int) -> None:
+        if self._advance is None:
+            bar = ui.byte_progress(self._description, total) if self._enabled else contextlib.nullcontext(_ignore)
+            self._advance = self._stack.enter_context(bar)
+            if already:
+                self._advance(already)
+
+    def __call__(self, n: int) -> None:
+        if self._advance is not None:
+            self._advance(n)
+
+
+def _ignore(_n: int) -> None:
+    pass
+
+
+# ---------------------------------------------------------------------------------------------------------
+# HTTP
+
+
+def new_session() -> requests.Session:
+    """A session that asks for the bytes as stored: a transparently gzipped body would break Range offsets."""
+    session = requests.Session()
+    session.headers.update({"User-Agent": f"eulerpub/{__version__}", "Accept-Encoding": "identity"})
+    return session
+
+
+def _get(session: requests.Session, url: str, **kwargs) -> requests.Response:
+    """GET that raises (transiently) on 5xx/429 and returns every other status for the caller to judge."""
+    response = session.get(url, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), **kwargs)
+    if response.status_code >= 500 or response.status_code == 429:
+        response.close()
+        response.raise_for_status()
+    return response
+
+
+def _exists(session: requests.Session, url: str) -> bool:
+    response = session.head(url, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_redirects=True)
+    if response.status_code >= 500 or response.status_code == 429:
+        response.raise_for_status()
+    return response.ok
+
+
+def _describe(exc: requests.RequestException) -> str:
+    response = getattr(exc, "response", None)
+    if response is not None:
+        return f"HTTP {response.status_code} {response.reason}"
+    return str(exc.__cause__ or exc) or type(exc).__name__
+
+
+def fetch_expected_digest(session: requests.Session, source: ImageSource) -> str:
+    """The digest the mirror's `.sha256sum` vouches for. No checksum, no download: an unverified base image
+    would end up in every published cloud image."""
+    try:
+        response = retry.call(_get, session, source.checksum_url)
+        if response.status_code == 404:
+            image_there = retry.call(_exists, session, source.url)
+    except requests.RequestException as exc:
+        raise DownloadError(f"cannot read {source.checksum_url}: {_describe(exc)}") from exc
+    if response.status_code == 404:
+        if image_there:
+            raise DownloadError(f"{source.checksum_url} is missing (HTTP 404): the mirror has the image but not "
+                                "its checksum, and eulerpub does not use an unverified base image",
+                                hint="try another --mirror, or wait for the mirror to finish syncing")
+        raise DownloadError(f"the mirror has no openEuler {source.release} {source.arch} image: "
+                            f"{source.url} returned HTTP 404",
+                            hint="check that the mirror carries this release, or pass another --mirror")
+    if not response.ok:
+        raise DownloadError(f"cannot read {source.checksum_url}: HTTP {response.status_code} {response.reason}")
+    digest = parse_checksum(response.text, source.file_name)
+    if digest is None:
+        raise ChecksumError(f"{source.checksum_url} holds no sha256 for {source.file_name}")
+    return digest
+
+
+def _request_more(session: requests.Session, url: str, transfer: Transfer, bar: _LazyProgress) -> None:
+    """One HTTP request that continues the transfer from `transfer.received` to the end of the file."""
+    offset = transfer.received
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    with _get(session, url, headers=headers, stream=True) as response:
+        total = _expected_total(response, offset)
+        if response.status_code == 416 and total == offset:
+            return  # the kept partial is already the whole file
+        if response.status_code == 416 or (response.status_code == 206
+                                           and content_range_start(response.headers.get("Content-Range")) != offset):
+            log.warning("%s: the server cannot continue at byte %d; starting over", url, offset)
+            transfer.restart()
+            raise _Interrupted("range not satisfiable")
+        if response.status_code == 200 and offset:
+            log.info("%s: the server ignored the Range request; downloading from the start", url)
+            transfer.restart()
+        elif response.status_code not in (200, 206):
+            raise DownloadError(f"cannot download {url}: HTTP {response.status_code} {response.reason}")
+        bar.start(total, transfer.received)
+        for chunk in response.iter_content(CHUNK_SIZE):
+            transfer.feed(chunk)
+            bar(len(chunk))
+        if total is not None and transfer.received < total:
+            raise _Interrupted(f"connection closed at byte {transfer.received} of {total}")
+
+
+def _expected_total(response: requests.Response, offset: int) -> int | None:
+    """The full size of the file from a response's headers, whatever the status."""
+    if response.status_code in (206, 416):
+        return content_range_total(response.headers.get("Content-Range"))
+    length = response.headers.get("Content-Length")
+    return int(length) if length and length.isdigit() and response.status_code == 200 else None
+
+
+def download(session: requests.Session, source: ImageSource, expected: str, layout: CacheLayout,
+             *, progress: bool) -> Path:
+    """Download, hash and decompress one image into the cache; resume what an earlier run left."""
+    transfer = Transfer(layout.partial_xz(expected), layout.partial_qcow2(expected))
+    try:
+        _receive(session, source, transfer, progress)
+    except BaseException:
+        transfer.discard(keep_compressed=True)  # interrupted: the next run resumes from the kept bytes
+        raise
+    return _verify_and_store(transfer, source, expected, layout)
+
+
+def _receive(session: requests.Session, source: ImageSource, transfer: Transfer, progress: bool) -> None:
+    """Replay what an earlier run kept, then request the rest until the whole file has arrived."""
+    if kept := transfer.replay():
+        log.info("resuming %s at %s (re-reading the kept part first)", source.file_name, ui.human_size(kept))
+    with contextlib.ExitStack() as stack:
+        bar = _LazyProgress(stack, f"fetching {source.file_name}", progress)
+        try:
+            for attempt in retry.retrying(progress=lambda: transfer.received):
+                with attempt:
+                    _request_more(session, source.url, transfer, bar)
+        except requests.RequestException as exc:
+            raise DownloadError(f"cannot download {source.url}: {_describe(exc)}",
+                                hint="re-run the same command to resume where it stopped") from exc
+
+
+def _verify_and_store(transfer: Transfer, source: ImageSource, expected: str, layout: CacheLayout) -> Path:
+    """Move the decompressed image into the cache if the digest matches; otherwise delete every partial byte."""
+    digest = transfer.hexdigest()
+    if digest != expected:
+        transfer.discard(keep_compressed=False)
+        raise ChecksumError(f"{source.file_name} does not match its checksum: {source.checksum_url} says "
+                            f"{expected}, the download is {digest}; the download was deleted")
+    if transfer.decode_error:
+        transfer.discard(keep_compressed=False)
+        raise DownloadError(f"{source.url} matches its checksum but does not decompress: {transfer.decode_error}")
+    transfer.close()
+    final = layout.image(expected, source.file_name)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(transfer.qcow2_path, final)
+    transfer.xz_path.unlink(missing_ok=True)
+    return final
+
+
+def fetch_base(release: str, arch: str, mirror: str | None = None, *, cache_dir: Path | None = None,
+               progress: bool = True, refresh: bool = False) -> FetchedImage:
+    """The verified, decompressed official qcow2 for a release and arch, from the cache or the mirror.
+
+    A URL fetched before is answered from the cache without any network request; `refresh` re-reads the
+    mirror's `.sha256sum` first (one small request) in case the mirror republished the image.
+    """
+    source = catalog.image_source(release, arch, mirror)
+    layout = CacheLayout(cache_dir or paths.cache_dir())
+    if not refresh and (hit := find_cached(layout, source.url)):
+        log.info("using cached %s (%s)", hit.path, source.url)
+        return hit
+    with new_session() as session:
+        expected = fetch_expected_digest(session, source)
+        with _locked(layout.lock(expected)):
+            path = find_by_digest(layout, expected, source.file_name)
+            from_cache = path is not None
+            if path is None:
+                path = download(session, source, expected, layout, progress=progress)
+            record_in_index(layout, source.url, expected, source.file_name, path.stat().st_size)
+    log.info("%s %s (sha256 %s of the .xz verified)", "using cached" if from_cache else "fetched", path, expected)
+    return FetchedImage(path=path, sha256=expected, url=source.url, from_cache=from_cache)
