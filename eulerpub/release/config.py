@@ -36,6 +36,7 @@ class CloudTarget(_Strict):
     copy_to: list[str] | None = Field(None, description="regions each imported image is copied to")
     share: list[str] | None = Field(None, description="accounts/projects allowed to launch the images")
     public: bool | None = Field(None, description="make the images launchable by everyone")
+    bucket: str | None = Field(None, description="object storage bucket in the import region for the upload")
 
     @field_validator("regions", "copy_to", "share")
     @classmethod

@@ -42,6 +42,7 @@ class Cell:
     copy_to: tuple[str, ...] = ()
     share: tuple[str, ...] = ()
     public: bool = False
+    bucket: str | None = None  # the upload's bucket (None: the profile's, or none needed: AWS EBS direct)
 
     @property
     def build(self) -> BuildKey:
@@ -78,11 +79,13 @@ def expand(config: ReleaseConfig, profiles: Mapping[str, Profile], *, source: Pa
             copy_to = target.copy_to if target.copy_to is not None else defaults.copy_to
             share = target.share if target.share is not None else defaults.share
             public = target.public if target.public is not None else defaults.public
+            bucket = target.bucket if target.bucket is not None else defaults.bucket
             _check_regions(cloud, profile_name, regions, copy_to, source)
             for region in regions:
                 if _excluded(config, {**partial, "cloud": cloud, "region": region}):
                     continue
-                cells.append(Cell(profile_name, release, arch, cloud, region, tuple(copy_to), tuple(share), public))
+                cells.append(Cell(profile_name, release, arch, cloud, region, tuple(copy_to), tuple(share), public,
+                                  bucket))
     return cells
 
 

@@ -37,7 +37,7 @@ def make_plan(cells: Sequence[Cell], concurrency: int) -> Plan:
 
 def describe_target(cell: Cell) -> str:
     """`copy to a, b; share 1234; public`, or `private`."""
-    parts = []
+    parts = [f"upload via {cell.bucket}"] if cell.bucket else []
     if cell.copy_to:
         parts.append(f"copy to {', '.join(cell.copy_to)}")
     if cell.share:
@@ -68,7 +68,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "builds": [
             {"profile": b.key.profile, "release": b.key.release, "arch": b.key.arch,
              "cells": [{"cloud": c.cloud, "region": c.region, "copy_to": list(c.copy_to), "share": list(c.share),
-                        "public": c.public} for c in b.cells]}
+                        "public": c.public, "bucket": c.bucket} for c in b.cells]}
             for b in plan.builds
         ],
     }

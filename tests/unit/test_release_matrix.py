@@ -121,7 +121,7 @@ def test_plan_groups_cells_by_build_in_matrix_order():
     data = plan_to_json(plan)
     assert data["concurrency"] == 3
     assert data["builds"][2]["cells"][0] == {"cloud": "aws", "region": "eu-west-1", "copy_to": [],
-                                             "share": ["111"], "public": True}
+                                             "share": ["111"], "public": True, "bucket": None}
 
 
 def test_rendered_plan_names_every_cell():

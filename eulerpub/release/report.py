@@ -1,0 +1,40 @@
+"""A release run's results as a summary table (stdout) or JSON. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eulerpub.release.runner import CellResult
+
+COLUMNS = ("CELL", "STATUS", "BUILD", "IMAGES", "NOTE")
+
+
+def _images(result: CellResult) -> str:
+    return ", ".join(f"{i.region}={i.image_id}{'' if i.new else ' (existing)'}" for i in result.images) or "-"
+
+
+def render_summary(results: Sequence[CellResult]) -> str:
+    """One row per cell, then a count line: `3 published, 1 failed`."""
+    rows = [COLUMNS]
+    for r in results:
+        build = "-" if r.build_id is None else f"{r.build_id[:12]}{' (new)' if r.built else ''}"
+        rows.append((r.cell.key, r.status.value, build, _images(r), r.detail))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+             for row in rows]
+    failed = sum(not r.ok for r in results)
+    new = sum(i.new for r in results for i in r.images)
+    lines.append(f"{len(results) - failed} published, {failed} failed; {new} new image(s)")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def results_to_json(results: Sequence[CellResult]) -> list[dict[str, Any]]:
+    return [{
+        "profile": r.cell.profile, "release": r.cell.release, "arch": r.cell.arch, "cloud": r.cell.cloud,
+        "region": r.cell.region, "status": r.status.value, "ok": r.ok, "detail": r.detail,
+        "build_id": r.build_id, "built": r.built,
+        "artifact_sha256": r.publish.artifact_sha256 if r.publish else None,
+        "images": [{"region": i.region, "image_id": i.image_id, "name": i.name, "created": i.created,
+                    "new": i.new} for i in r.images],
+    } for r in results]

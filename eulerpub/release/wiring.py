@@ -1,0 +1,119 @@
+"""The default `Steps`: the release runner connected to eulerpub's build, boot test and publish libraries."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from eulerpub.clouds import get_adapter
+from eulerpub.clouds.base import CloudAdapter
+from eulerpub.manifest import artifact_path, write_json_atomic
+from eulerpub.profiles import Profile
+from eulerpub.publish import JournalStore, PublishOptions, from_record, make_spec, publish
+from eulerpub.release.matrix import BuildKey, Cell
+from eulerpub.release.runner import BootTest, BuiltImage, PublishedImage, PublishOutcome, Steps
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """Publishes a cell's build with the publish core: the cell's region, copies, shares, public flag and
+    bucket replace the profile's (the matrix expansion already fell back to the profile for keys
+    release.yaml leaves out); the profile's other `clouds.<cloud>` settings (upload method, boot mode,
+    format, tags) apply as they are."""
+
+    profiles: Mapping[str, Profile]
+    adapter_for: Callable[[str], CloudAdapter] = get_adapter
+
+    def __call__(self, cell: Cell, built: BuiltImage) -> PublishOutcome:
+        defaults = self.profiles[cell.profile].cloud(cell.cloud)  # type: ignore[arg-type]
+        defaults = defaults.model_copy(update={"regions": [cell.region], "copy_to": list(cell.copy_to),
+                                               "share": list(cell.share), "public": cell.public,
+                                               "bucket": cell.bucket})
+        source = from_record(built.record_path, cell.cloud, defaults.format)
+        spec = make_spec(cell.cloud, source, PublishOptions(), defaults)
+        adapter = self.adapter_for(cell.cloud)
+        result = publish(spec, adapter, JournalStore(source.journal_dir))
+        images = []
+        for region in result.regions:
+            if region.status != "done" or region.image_id is None:
+                continue
+            found = adapter.find_image(region.region, spec.identity.build_id)
+            created = found.created if found is not None and found.image_id == region.image_id else ""
+            images.append(PublishedImage(region.region, region.image_id, result.name, created, region.created))
+        failed = tuple((r.region, r.error or r.status) for r in result.failed)
+        return PublishOutcome(source.image.sha256, tuple(images), failed)
+
+
+BOOT_RESULT_NAME = "boottest.json"  # beside the build record: a passed boot test of this build, not redone
+
+
+@dataclass(frozen=True)
+class Builder:
+    """Builds with the build stage: the same plan, reuse and record as `eulerpub build`."""
+
+    profiles: Mapping[str, Profile]
+    build_dir: Path
+    mirror: str | None = None
+    elements_dirs: Sequence[Path] = ()
+
+    def find(self, key: BuildKey) -> BuiltImage | None:
+        """The finished build of the key's current inputs, if the base is cached and the build exists."""
+        from eulerpub import build
+
+        plan = build.plan_build(self.profiles[key.profile], release=key.release, arch=key.arch,
+                                output=self.build_dir, mirror=self.mirror, elements_dirs=self.elements_dirs,
+                                fetch=False)
+        found = build.find_existing(plan) if plan.base.path is not None else None
+        return BuiltImage(found[0], found[1], reused=True) if found else None
+
+    def __call__(self, key: BuildKey) -> BuiltImage:
+        from eulerpub import build
+
+        plan = build.plan_build(self.profiles[key.profile], release=key.release, arch=key.arch,
+                                output=self.build_dir, mirror=self.mirror, elements_dirs=self.elements_dirs)
+        result = build.run_build(plan)
+        return BuiltImage(result.record_path, result.record, reused=result.reused)
+
+
+@dataclass(frozen=True)
+class BootTester:
+    """Boots the build's image under QEMU with the profile's checks; a pass is remembered beside the record."""
+
+    profiles: Mapping[str, Profile]
+
+    def __call__(self, built: BuiltImage) -> BootTest:
+        from eulerpub import bootcheck
+
+        remembered = built.record_path.parent / BOOT_RESULT_NAME
+        if _passed_before(remembered, built.record.build_id):
+            log.info("%s: boot test passed before (%s)", built.record.build_id, remembered)
+            return BootTest(True, f"passed before ({remembered})")
+        record = built.record
+        artifact = next((a for a in record.artifacts if a.format == "qcow2"), record.artifacts[0])
+        report = bootcheck.boot_test(artifact_path(built.record_path, artifact),
+                                     checks=self.profiles[record.profile].checks)
+        failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.passed]
+        if report.passed:
+            write_json_atomic(remembered, {"build_id": record.build_id, "passed": True, **report.as_dict()})
+        detail = "; ".join(failed) + (f" (console: {report.console_log})" if report.console_log else "")
+        return BootTest(report.passed, detail)
+
+
+def _passed_before(path: Path, build_id: str) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("build_id") == build_id and data.get("passed") is True
+
+
+def default_steps(profiles: Mapping[str, Profile], *, build_dir: Path, mirror: str | None = None,
+                  elements_dirs: Sequence[Path] = ()) -> Steps:
+    builder = Builder(profiles, build_dir, mirror, tuple(elements_dirs))
+    return Steps(find_build=builder.find, build=builder, boot_test=BootTester(profiles),
+                 publish=Publisher(profiles))
