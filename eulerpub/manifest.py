@@ -58,6 +58,8 @@ class BuildRecord(BaseModel):
     image_name: str = ""
     tool_versions: dict[str, str] = Field(default_factory=dict)
     log: str | None = None
+    checks: list[str] = Field(default_factory=list, description="boot-test checks the profile promises")
+    inputs: dict[str, Any] = Field(default_factory=dict, description="what the build_id was derived from")
 
     def artifact(self, fmt: Format | None = None) -> Artifact:
         """The artifact in `fmt`, or the first one."""

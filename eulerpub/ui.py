@@ -89,3 +89,18 @@ def _human(n: int | None) -> str:
 
 
 human_size = _human
+
+
+@contextmanager
+def status(description: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with a changing one-line status on a terminal; log lines for each change otherwise.
+
+    Yields `update(text)`.
+    """
+    log = logging.getLogger("eulerpub")
+    if not _interactive:
+        log.info("%s", description)
+        yield lambda text: log.info("%s: %s", description, text)
+        return
+    with err_console.status(description) as spinner:
+        yield lambda text: spinner.update(f"{description}: {text}")

@@ -1,8 +1,83 @@
-"""`eulerpub build` (being written)."""
+"""`eulerpub build`: make a cloud image from the official openEuler qcow2 with diskimage-builder."""
 
-from eulerpub.errors import UsageError
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from eulerpub import build as build_stage
+from eulerpub import paths, ui
+from eulerpub.cli.options import Arch, BuildDir, DryRun, Json, Mirror, ProfilesDir, Release, start
+from eulerpub.profiles import load_profile
+
+ElementsDir = Annotated[
+    list[Path] | None,
+    typer.Option("--elements-dir", help="Extra directory of DIB elements, searched before eulerpub's own "
+                 "(repeatable; also EULERPUB_ELEMENTS_PATH).", show_default=False),
+]
 
 
-def command() -> None:
-    """Not available yet."""
-    raise UsageError("`eulerpub build` is not available yet")
+def command(
+    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile to build (see `eulerpub profiles`).")],
+    release: Release = None,
+    arch: Arch = None,
+    output: BuildDir = paths.DEFAULT_BUILD_DIR,
+    mirror: Mirror = None,
+    profiles_dir: ProfilesDir = None,
+    elements_dir: ElementsDir = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if a build of the same inputs exists.")]
+    = False,
+    trace: Annotated[bool, typer.Option("--trace", help="Run disk-image-create with -x (shell trace).")] = False,
+    dry_run: DryRun = False,
+    json_output: Json = False,
+) -> None:
+    """Build the image a profile describes: fetch the base, run diskimage-builder, convert, write the record.
+
+    An unchanged profile with unchanged inputs (base image, elements, diskimage-builder) is not rebuilt:
+    the existing build is reported as reused. `--dry-run` prints the plan and the exact DIB command.
+    """
+    start(json_output)
+    extra_elements = [*(elements_dir or []), *paths.path_list_from_env("EULERPUB_ELEMENTS_PATH")]
+    prof = load_profile(profile, profiles_dir or [])
+    if dry_run:
+        plan = build_stage.plan_build(prof, release=release, arch=arch, output=output, mirror=mirror,
+                                      elements_dirs=extra_elements, fetch=False, trace=trace)
+        described = plan.describe()
+        if json_output:
+            ui.emit_json({"status": "planned", **described})
+            return
+        _print_plan(plan)
+        return
+
+    plan = build_stage.plan_build(prof, release=release, arch=arch, output=output, mirror=mirror,
+                                  elements_dirs=extra_elements, trace=trace)
+    with ui.status(f"building {plan.image_name}") as update:
+        result = build_stage.run_build(plan, force=force, on_phase=lambda text: update(f"DIB {text}"))
+    record = result.record
+    status = "reused" if result.reused else "built"
+    if json_output:
+        ui.emit_json({"status": status, "build_id": record.build_id, "record": str(result.record_path),
+                      "seconds": round(result.seconds, 1),
+                      "artifacts": [a.model_dump() for a in record.artifacts]})
+        return
+    ui.out_console.print(f"{status} {record.build_id}: {result.record_path}")
+    for artifact in record.artifacts:
+        ui.out_console.print(f"  {artifact.format:5} {result.record_path.parent / artifact.path}  "
+                             f"sha256 {artifact.sha256}")
+
+
+def _print_plan(plan: build_stage.BuildPlan) -> None:
+    out = ui.out_console
+    out.print(f"profile   {plan.profile.name}  release {plan.release}  arch {plan.arch}")
+    out.print(f"base      {plan.base.url}")
+    out.print(f"          {plan.base.path or '(not fetched yet: a real run downloads and verifies it)'}")
+    out.print(f"elements  {' '.join(plan.elements)}")
+    out.print(f"formats   {' '.join(plan.formats)}")
+    out.print(f"build id  {plan.build_id}  ->  {plan.final_dir}")
+    out.print("DIB command:")
+    for key, value in sorted(plan.command.env.items()):
+        out.print(f"  {key}={shlex.quote(value)} \\")
+    out.print(f"  {shlex.join(plan.command.argv)}")
