@@ -10,24 +10,35 @@ import typer
 
 from eulerpub import paths, ui
 from eulerpub.cli.options import BuildDir, DryRun, Json, Mirror, ProfilesDir, start
-from eulerpub.errors import EXIT_FAILED
+from eulerpub.errors import EXIT_FAILED, UsageError
 from eulerpub.release import config as release_config
 from eulerpub.release import index as release_index
 from eulerpub.release import matrix, plan, readme, report, runner, wiring
 
-Filters = Annotated[list[str] | None, typer.Option(show_default=False, metavar="KEY=VALUE[,VALUE]")]
+Only = Annotated[list[str] | None, typer.Option(
+    "--only", show_default=False, metavar="KEY=VALUE[,VALUE]",
+    help="Keep only matching cells (repeatable; keys: profile, release, arch, cloud, region).")]
+Skip = Annotated[list[str] | None, typer.Option(
+    "--skip", show_default=False, metavar="KEY=VALUE[,VALUE]", help="Drop matching cells (repeatable).")]
 
 
 def command(
     config: Annotated[Path, typer.Option("--config", "-c", help="The release matrix.")]
     = release_config.DEFAULT_CONFIG,
-    only: Filters = None,
-    skip: Filters = None,
+    only: Only = None,
+    skip: Skip = None,
     output: BuildDir = paths.DEFAULT_BUILD_DIR,
     releases_dir: Annotated[Path, typer.Option("--releases-dir", help="Where index.json and README.md are kept.")]
     = release_index.DEFAULT_RELEASES_DIR,
     mirror: Mirror = None,
     profiles_dir: ProfilesDir = None,
+    no_build: Annotated[bool, typer.Option("--no-build", help="Publish existing builds under --output only "
+                                           "(e.g. a CI build job's artifacts); build nothing.")] = False,
+    no_publish: Annotated[bool, typer.Option("--no-publish", help="Build and boot-test only; publish nothing "
+                                             "and leave the index alone.")] = False,
+    merge_index: Annotated[list[Path] | None, typer.Option(
+        "--merge-index", show_default=False, help="Instead of running cells: fold these index.json files (from "
+        "parallel release jobs) into the one in --releases-dir; per cloud region the newer image wins.")] = None,
     dry_run: DryRun = False,
     json_output: Json = False,
 ) -> None:
@@ -43,6 +54,11 @@ def command(
     `eulerpub release --only cloud=aws --skip arch=aarch64 --dry-run`
     """
     start(json_output)
+    if merge_index:
+        _merge_indexes(releases_dir, merge_index, json_output)
+        return
+    if no_build and no_publish:
+        raise UsageError("--no-build with --no-publish leaves nothing to do but the boot test; drop one")
     loaded = release_config.load_config(config)
     profiles = release_config.load_profiles(loaded, config, profiles_dir or [])
     cells = matrix.select(matrix.expand(loaded, profiles, source=config),
@@ -55,19 +71,37 @@ def command(
             print(plan.render_plan(the_plan))
         return
 
-    steps = wiring.default_steps(profiles, build_dir=output, mirror=mirror,
+    steps = wiring.default_steps(profiles, build_dir=output, mirror=mirror, build=not no_build,
                                  elements_dirs=paths.path_list_from_env("EULERPUB_ELEMENTS_PATH"))
-    results = runner.run_cells(the_plan, steps)
+    results = runner.run_cells(the_plan, steps, publish=not no_publish)
     index_path = releases_dir / release_index.INDEX_NAME
-    current = release_index.read_index(index_path)
-    updated = release_index.merge(current, release_index.entries_from_results(results), now=datetime.now(UTC))
-    if updated is not current or not index_path.exists():
-        readme.write_release_pages(releases_dir, updated)
+    if not no_publish:
+        current = release_index.read_index(index_path)
+        updated = release_index.merge(current, release_index.entries_from_results(results), now=datetime.now(UTC))
+        if updated is not current or not index_path.exists():
+            readme.write_release_pages(releases_dir, updated)
     if json_output:
         ui.emit_json({"ok": runner.exit_ok(results), "index": str(index_path),
                       "cells": report.results_to_json(results)})
     else:
         print(report.render_summary(results))
-        print(f"release index: {index_path}")
+        if not no_publish:
+            print(f"release index: {index_path}")
     if not runner.exit_ok(results):
         raise typer.Exit(EXIT_FAILED)
+
+
+def _merge_indexes(releases_dir: Path, others: list[Path], json_output: bool) -> None:
+    index_path = releases_dir / release_index.INDEX_NAME
+    for other in others:
+        if not other.is_file():
+            raise UsageError(f"--merge-index {other}: no such file")
+    current = release_index.read_index(index_path)
+    combined = release_index.combine(current, [release_index.read_index(p) for p in others], now=datetime.now(UTC))
+    changed = combined is not current
+    if changed or not index_path.exists():
+        readme.write_release_pages(releases_dir, combined)
+    if json_output:
+        ui.emit_json({"index": str(index_path), "changed": changed})
+    else:
+        print(f"release index: {index_path} ({'updated' if changed else 'unchanged'})")

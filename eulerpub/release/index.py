@@ -109,6 +109,37 @@ def merge(index: ReleaseIndex, entries: Iterable[Located], *, now: datetime) -> 
     return ReleaseIndex(updated=now.astimezone(UTC).isoformat(timespec="seconds"), images=images)
 
 
+def parse_created(text: str) -> datetime | None:
+    """A cloud's creation time (`2025-06-01T03:58:41.000Z`, `2025-06-01 03:58:41`, ...) in UTC, or None."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def combine(index: ReleaseIndex, others: Iterable[ReleaseIndex], *, now: datetime) -> ReleaseIndex:
+    """Fold the indexes of parallel release jobs (one per cloud, each started from the same index) into
+    `index` (pure): where two disagree about a cloud region, the image created later is current."""
+    chosen = {(i.profile, i.release, i.arch, i.cloud, i.region): i for i in iter_entries(index)}
+    for other in others:
+        for item in iter_entries(other):
+            where = (item.profile, item.release, item.arch, item.cloud, item.region)
+            held = chosen.get(where)
+            if held is None or _newer(item.entry, held.entry):
+                chosen[where] = item
+    return merge(index, chosen.values(), now=now)
+
+
+def _newer(candidate: IndexEntry, held: IndexEntry) -> bool:
+    new, old = parse_created(candidate.created), parse_created(held.created)
+    if new is None or old is None:
+        return candidate != held and old is None and new is not None
+    return new > old
+
+
 def current_image_ids(index: ReleaseIndex, cloud: str, region: str) -> set[str]:
     """The image ids the index marks as current in one cloud region (prune never deletes these)."""
     return {item.entry.image_id for item in iter_entries(index) if item.cloud == cloud and item.region == region}

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from eulerpub.clouds.base import MANAGED_BY, TAG_ARCH, TAG_BUILD_ID, TAG_MANAGED_BY, TAG_PROFILE, TAG_RELEASE, ImageRef
+from eulerpub.release.index import parse_created
 
 # A publish that is still uploading or importing owns snapshots and objects with no image yet. The slowest
 # step (a large import, or a copy) takes hours; a day is well past any publish eulerpub waits for.
@@ -58,17 +59,6 @@ class Leftover:
     @property
     def build_id(self) -> str | None:
         return self.tags.get(TAG_BUILD_ID)
-
-
-def parse_created(text: str) -> datetime | None:
-    """A cloud's creation time (`2025-06-01T03:58:41.000Z`, `2025-06-01 03:58:41`, ...) in UTC, or None."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def series_of(image: ImageRef) -> Series | None:

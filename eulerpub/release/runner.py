@@ -73,6 +73,7 @@ class Steps:
 
 class Status(StrEnum):
     PUBLISHED = "published"
+    TESTED = "tested, not published"  # a run that stops before publishing (--no-publish)
     BUILD_FAILED = "build failed"
     TEST_FAILED = "boot test failed"  # the gate: nothing was published
     PUBLISH_FAILED = "publish failed"
@@ -89,7 +90,7 @@ class CellResult:
 
     @property
     def ok(self) -> bool:
-        return self.status is Status.PUBLISHED
+        return self.status in (Status.PUBLISHED, Status.TESTED)
 
     @property
     def images(self) -> tuple[PublishedImage, ...]:
@@ -147,13 +148,14 @@ class _Gate:
         return prepared
 
 
-def run_cells(plan: Plan, steps: Steps, *, on_result: Callable[[CellResult], None] | None = None
-              ) -> list[CellResult]:
-    """Run every cell of the plan and return their results in plan order. Never raises for a cell's failure."""
+def run_cells(plan: Plan, steps: Steps, *, publish: bool = True,
+              on_result: Callable[[CellResult], None] | None = None) -> list[CellResult]:
+    """Run every cell of the plan and return their results in plan order. Never raises for a cell's failure.
+    With `publish` false, cells stop after the boot test (a CI build job: build and gate, publish later)."""
     gate = _Gate(steps)
 
     def run_one(cell: Cell) -> CellResult:
-        result = _run_cell(cell, gate, steps)
+        result = _run_cell(cell, gate, steps, publish)
         if on_result:
             on_result(result)
         return result
@@ -162,7 +164,7 @@ def run_cells(plan: Plan, steps: Steps, *, on_result: Callable[[CellResult], Non
         return list(pool.map(run_one, plan.cells))
 
 
-def _run_cell(cell: Cell, gate: _Gate, steps: Steps) -> CellResult:
+def _run_cell(cell: Cell, gate: _Gate, steps: Steps, publish: bool) -> CellResult:
     prepared = gate.prepare(cell.build)
     if prepared.built is None:
         return CellResult(cell, Status.BUILD_FAILED, prepared.error)
@@ -171,6 +173,8 @@ def _run_cell(cell: Cell, gate: _Gate, steps: Steps) -> CellResult:
     if prepared.test is None or not prepared.test.passed:
         detail = prepared.test.detail if prepared.test else ""
         return CellResult(cell, Status.TEST_FAILED, detail or "the boot test did not pass", **common)
+    if not publish:
+        return CellResult(cell, Status.TESTED, **common)
     try:
         log.info("%s: publishing", cell.key)
         outcome = steps.publish(cell, built)
@@ -191,5 +195,5 @@ def _reason(exc: BaseException) -> str:
 
 
 def exit_ok(results: Sequence[CellResult]) -> bool:
-    """True when every cell was published in every region."""
+    """True when every cell was published in every region (or, without publishing, passed its boot test)."""
     return all(result.ok for result in results)

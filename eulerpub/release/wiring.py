@@ -10,7 +10,8 @@ from pathlib import Path
 
 from eulerpub.clouds import get_adapter
 from eulerpub.clouds.base import CloudAdapter
-from eulerpub.manifest import artifact_path, write_json_atomic
+from eulerpub.errors import UsageError
+from eulerpub.manifest import artifact_path, latest_record, write_json_atomic
 from eulerpub.profiles import Profile
 from eulerpub.publish import JournalStore, PublishOptions, from_record, make_spec, publish
 from eulerpub.release.matrix import BuildKey, Cell
@@ -104,6 +105,25 @@ class BootTester:
         return BootTest(report.passed, detail)
 
 
+@dataclass(frozen=True)
+class ExistingBuilds:
+    """Builds made elsewhere (a CI build job's artifacts, downloaded into `build_dir`): the newest record of each
+    profile/release/arch is used and nothing is built."""
+
+    build_dir: Path
+
+    def find(self, key: BuildKey) -> BuiltImage | None:
+        try:
+            record_path, record = latest_record(self.build_dir, key.profile, release=key.release, arch=key.arch)
+        except UsageError:
+            return None
+        return BuiltImage(record_path, record, reused=True)
+
+    def refuse(self, key: BuildKey) -> BuiltImage:
+        raise UsageError(f"no build of {key} under {self.build_dir} and building is off (--no-build); its build "
+                         "or boot test failed, or its artifact was not downloaded")
+
+
 def _passed_before(path: Path, build_id: str) -> bool:
     try:
         data = json.loads(path.read_text())
@@ -113,7 +133,12 @@ def _passed_before(path: Path, build_id: str) -> bool:
 
 
 def default_steps(profiles: Mapping[str, Profile], *, build_dir: Path, mirror: str | None = None,
-                  elements_dirs: Sequence[Path] = ()) -> Steps:
-    builder = Builder(profiles, build_dir, mirror, tuple(elements_dirs))
-    return Steps(find_build=builder.find, build=builder, boot_test=BootTester(profiles),
-                 publish=Publisher(profiles))
+                  elements_dirs: Sequence[Path] = (), build: bool = True) -> Steps:
+    """The real steps. Without `build`, only existing records under `build_dir` are used."""
+    if build:
+        builder = Builder(profiles, build_dir, mirror, tuple(elements_dirs))
+        find, make = builder.find, builder
+    else:
+        existing = ExistingBuilds(build_dir)
+        find, make = existing.find, existing.refuse
+    return Steps(find_build=find, build=make, boot_test=BootTester(profiles), publish=Publisher(profiles))

@@ -85,3 +85,39 @@ def test_a_run_writes_the_index_and_fails_for_a_blocked_cell(cli, tmp_path, monk
     assert new == {"x86_64": [False, False], "aarch64": [True, True]}
     index = json.loads((tmp_path / "releases" / "index.json").read_text())
     assert set(index["images"]["minimal"]["24.03-LTS-SP1"]) == {"x86_64", "aarch64"}
+
+
+def test_merge_index_folds_parallel_jobs_and_rewrites_the_readme(cli, tmp_path):
+    def job_index(name: str, cloud: str, image_id: str, created: str) -> Path:
+        path = tmp_path / name / "index.json"
+        path.parent.mkdir()
+        entry = {"image_id": image_id, "name": "n", "created": created, "build_id": "b", "artifact_sha256": "s"}
+        path.write_text(json.dumps({"schema_version": 1, "updated": created,
+                                    "images": {"min": {"24.03": {"x86_64": {cloud: {"r1": entry}}}}}}))
+        return path
+
+    aws = job_index("aws", "aws", "ami-1", "2025-06-01T00:00:00Z")
+    tencent = job_index("tencent", "tencent", "img-1", "2025-06-02T00:00:00Z")
+    releases = tmp_path / "releases"
+    result = cli("release", "--releases-dir", releases, "--merge-index", aws, "--merge-index", tencent)
+    assert result.exit_code == 0, result.stderr
+    assert "(updated)" in result.stdout
+    index = json.loads((releases / "index.json").read_text())
+    assert set(index["images"]["min"]["24.03"]["x86_64"]) == {"aws", "tencent"}
+    assert "`img-1`" in (releases / "README.md").read_text()
+    again = cli("release", "--releases-dir", releases, "--merge-index", aws)
+    assert "(unchanged)" in again.stdout
+    missing = cli("release", "--merge-index", tmp_path / "nope.json")
+    assert missing.exit_code == 2 and "no such file" in missing.stderr
+
+
+def test_no_publish_stops_at_the_gate_and_leaves_the_index_alone(cli, tmp_path, monkeypatch):
+    (tmp_path / "release.yaml").write_text(CONFIG)
+    fake = FakeSteps()
+    monkeypatch.setattr(wiring, "default_steps", lambda *a, **k: fake.steps())
+    monkeypatch.chdir(tmp_path)
+    result = cli("release", "--no-publish", "--only", "arch=x86_64")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "tested, not published" in result.stdout
+    assert fake.images == {}
+    assert not (tmp_path / "releases").exists()

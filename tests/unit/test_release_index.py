@@ -12,6 +12,7 @@ from eulerpub.release.index import (
     IndexEntry,
     Located,
     ReleaseIndex,
+    combine,
     current_image_ids,
     entries_from_results,
     iter_entries,
@@ -115,3 +116,18 @@ def test_readme_has_one_sorted_row_per_image():
     assert "Last updated 2025-06-01T04:00:00+00:00." in text
     assert "No images published yet." in render_readme(ReleaseIndex())
     assert "| Profile |" not in render_readme(ReleaseIndex())
+
+
+def test_combining_parallel_jobs_indexes_keeps_each_clouds_newest_entry():
+    base = merge(ReleaseIndex(), [at("aws", "us-east-1", "ami-old"), at("huawei", "cn-north-4", "ims-old")], now=NOW)
+    newer = IndexEntry(**{**entry("x").model_dump(), "created": "2025-07-01T00:00:00"})
+    aws_job = merge(base, [Located("min", "24.03", "x86_64", "aws", "us-east-1",
+                                   newer.model_copy(update={"image_id": "ami-new"}))], now=LATER)
+    huawei_job = merge(base, [Located("min", "24.03", "x86_64", "huawei", "cn-north-4",
+                                      newer.model_copy(update={"image_id": "ims-new"})),
+                              at("tencent", "ap-guangzhou", "img-1")], now=LATER)
+    combined = combine(base, [aws_job, huawei_job], now=LATER)
+    found = {(i.cloud, i.region): i.entry.image_id for i in iter_entries(combined)}
+    assert found == {("aws", "us-east-1"): "ami-new", ("huawei", "cn-north-4"): "ims-new",
+                     ("tencent", "ap-guangzhou"): "img-1"}
+    assert combine(combined, [aws_job, huawei_job, base], now=LATER) is combined

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from eulerpub.clouds.base import BuildIdentity, ImageRef
-from eulerpub.release.prune import Leftover, find_orphans, parse_created, select
+from eulerpub.release.index import parse_created
+from eulerpub.release.prune import Leftover, find_orphans, select
 
 NOW = datetime(2025, 6, 10, tzinfo=UTC)
 

@@ -120,3 +120,16 @@ def test_on_result_sees_every_cell_once():
     seen = []
     run_cells(plan(A, B), FakeSteps().steps(), on_result=seen.append)
     assert sorted(r.cell.key for r in seen) == sorted(c.key for c in plan(A, B).cells)
+
+
+def test_without_publishing_cells_stop_after_the_gate():
+    fake = FakeSteps(failing_tests={B})
+    results = run_cells(plan(A, B), fake.steps(), publish=False)
+    assert statuses(results) == {
+        "min/24.03/x86_64/aws/us-east-1": Status.TESTED, "min/24.03/x86_64/huawei/cn-north-4": Status.TESTED,
+        "min/24.03/aarch64/aws/us-east-1": Status.TEST_FAILED,
+        "min/24.03/aarch64/huawei/cn-north-4": Status.TEST_FAILED}
+    assert not any(step == "publish" for step, _ in fake.calls)
+    assert fake.images == {}
+    assert not exit_ok(results)
+    assert exit_ok([r for r in results if r.cell.build == A])
