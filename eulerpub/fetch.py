@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 
 from eulerpub import __version__, catalog, paths, retry, ui
 from eulerpub.catalog import ImageSource
@@ -324,8 +325,8 @@ class Transfer:
             path.unlink(missing_ok=True)
 
 
-class _Interrupted(ConnectionError):
-    """The body ended before its announced length; transient, resumed with a Range request."""
+class ConnectionLost(ConnectionError):
+    """The body ended before its end; transient (a ConnectionError for the retry policy), resumed with Range."""
 
 
 class _LazyProgress:
@@ -378,7 +379,9 @@ def _exists(session: requests.Session, url: str) -> bool:
     return response.ok
 
 
-def _describe(exc: requests.RequestException) -> str:
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ConnectionLost):
+        return str(exc)
     response = getattr(exc, "response", None)
     if response is not None:
         return f"HTTP {response.status_code} {response.reason}"
@@ -422,18 +425,23 @@ def _request_more(session: requests.Session, url: str, transfer: Transfer, bar: 
                                            and content_range_start(response.headers.get("Content-Range")) != offset):
             log.warning("%s: the server cannot continue at byte %d; starting over", url, offset)
             transfer.restart()
-            raise _Interrupted("range not satisfiable")
+            raise ConnectionLost(f"the server cannot resume at byte {offset}; starting over")
         if response.status_code == 200 and offset:
             log.info("%s: the server ignored the Range request; downloading from the start", url)
             transfer.restart()
         elif response.status_code not in (200, 206):
             raise DownloadError(f"cannot download {url}: HTTP {response.status_code} {response.reason}")
         bar.start(total, transfer.received)
-        for chunk in response.iter_content(CHUNK_SIZE):
-            transfer.feed(chunk)
-            bar(len(chunk))
+        try:
+            # read1 hands over every byte received before a connection drops, so a resume starts exactly where
+            # the data stopped (a fixed-size read would lose the buffer it was filling).
+            while chunk := response.raw.read1(CHUNK_SIZE, decode_content=False):
+                transfer.feed(chunk)
+                bar(len(chunk))
+        except urllib3.exceptions.HTTPError as exc:  # dropped connection or read timeout: resume with Range
+            raise ConnectionLost(f"the connection was lost at byte {transfer.received} of {total}") from exc
         if total is not None and transfer.received < total:
-            raise _Interrupted(f"connection closed at byte {transfer.received} of {total}")
+            raise ConnectionLost(f"the connection was closed at byte {transfer.received} of {total}")
 
 
 def _expected_total(response: requests.Response, offset: int) -> int | None:
@@ -466,7 +474,7 @@ def _receive(session: requests.Session, source: ImageSource, transfer: Transfer,
             for attempt in retry.retrying(progress=lambda: transfer.received):
                 with attempt:
                     _request_more(session, source.url, transfer, bar)
-        except requests.RequestException as exc:
+        except (requests.RequestException, ConnectionLost) as exc:
             raise DownloadError(f"cannot download {source.url}: {_describe(exc)}",
                                 hint="re-run the same command to resume where it stopped") from exc
 

@@ -3,7 +3,7 @@
     openEuler-{VER}/virtual_machine_img/{ARCH}/openEuler-{VER}-{ARCH}.qcow2.xz   (+ .sha256sum)
 
 It serves byte ranges like a real mirror, logs every request (method, path, Range header, status, body
-bytes sent), and injects the faults the fetch code must survive: a connection dropped after N bytes, corrupt
+bytes sent), and injects the faults the fetch code must survive: a connection dropped at a given byte, corrupt
 bytes, 5xx responses, forced 404s and a server that ignores Range.
 
     root = tmp_path / "mirror"
@@ -33,6 +33,7 @@ from urllib.parse import unquote, urlsplit
 
 from eulerpub.catalog import CHECKSUM_SUFFIX, image_path
 
+POLL_INTERVAL = 0.02  # seconds; how long stop() waits for the serving loop (the default 0.5 s adds up per test)
 COPY_CHUNK = 256 << 10  # bytes per write on the slow (fault-injecting) path; small enough to cut precisely
 XZ_PRESET = 0  # fastest: tests need a valid single-stream .xz quickly; the official -9 only changes the ratio
 
@@ -127,7 +128,7 @@ class _Fault:
     kind: str  # "status", "drop", "corrupt", "ignore_range"
     times: int | None  # None: every time
     status: int = 0
-    after_bytes: int = 0
+    offset: int = 0
 
 
 @dataclass
@@ -141,9 +142,12 @@ class Faults:
         """Answer with `status` (e.g. 503, 404) instead of the file."""
         self._add(_Fault(pattern, "status", times, status=status))
 
-    def drop_after(self, pattern: str, nbytes: int, times: int | None = 1) -> None:
-        """Promise the whole body, send `nbytes` of it, then cut the connection."""
-        self._add(_Fault(pattern, "drop", times, after_bytes=nbytes))
+    def drop_at(self, pattern: str, offset: int, times: int | None = 1) -> None:
+        """Promise the whole body, then cut the connection when it reaches byte `offset` of the file.
+
+        With `times=None` the server dies there for good: a request resuming at `offset` gets nothing.
+        """
+        self._add(_Fault(pattern, "drop", times, offset=offset))
 
     def corrupt(self, pattern: str, times: int | None = None) -> None:
         """Serve the file with one byte flipped in the middle (same length, so only a digest can tell)."""
@@ -221,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
         with open(file, "rb") as handle:
             if not drop and not corrupt:
                 return self.connection.sendfile(handle, start, stop - start)
-            limit = min(stop, start + drop.after_bytes) if drop else stop
+            limit = drop.offset if drop and start <= drop.offset < stop else stop
             flip_at = size // 2 if corrupt else -1
             sent, position = 0, start
             handle.seek(start)
@@ -288,7 +292,8 @@ class MirrorServer:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._server = _Server(self.root)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="test-mirror", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL},
+                                        name="test-mirror", daemon=True)
 
     @property
     def url(self) -> str:

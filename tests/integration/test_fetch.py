@@ -1,0 +1,222 @@
+"""`eulerpub fetch` against a local mirror in openEuler's layout: verification, resume, cache, and errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from eulerpub import paths, retry
+from eulerpub.errors import ChecksumError
+from eulerpub.fetch import CacheLayout, DownloadError, fetch_base
+from tests.mirror import MirrorServer
+
+pytestmark = pytest.mark.integration
+
+XZ = "*.qcow2.xz"
+RELEASE, ARCH = "24.03-LTS-SP1", "x86_64"
+
+
+@pytest.fixture(autouse=True)
+def quick_backoff(monkeypatch):
+    """The retry policy's timing is not under test here; its decisions are."""
+    monkeypatch.setattr(retry, "BACKOFF_START", 0.001)
+
+
+def image_gets(mirror: MirrorServer):
+    return [r for r in mirror.requests if r.method == "GET" and r.path.endswith(".qcow2.xz")]
+
+
+def cache_files() -> list[str]:
+    root = paths.cache_dir()
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and not p.name.endswith(".lock"))
+
+
+def assert_same_bytes(a: Path, b: Path) -> None:
+    assert a.stat().st_size == b.stat().st_size
+    assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
+
+
+def test_good_fetch_verifies_decompresses_and_caches_by_digest(published_image):
+    image = fetch_base(RELEASE, ARCH)
+    digest = published_image.published.sha256
+    assert image.sha256 == digest and not image.from_cache
+    assert image.path == paths.cache_dir() / "images" / digest / "openEuler-24.03-LTS-SP1-x86_64.qcow2"
+    assert_same_bytes(image.path, published_image.source)
+    assert cache_files() == ["images/" + digest + "/openEuler-24.03-LTS-SP1-x86_64.qcow2", "index.json"]
+    assert [r.range for r in image_gets(published_image.mirror)] == [None]
+
+
+def test_a_dropped_connection_resumes_with_a_range_request(published_image):
+    mirror = published_image.mirror
+    size = published_image.published.xz_path.stat().st_size
+    mirror.faults.drop_at(XZ, size // 2, times=1)
+    image = fetch_base(RELEASE, ARCH)
+    first, second = image_gets(mirror)
+    assert first.range is None and first.bytes_sent == size // 2
+    assert second.range == f"bytes={size // 2}-" and second.status == 206
+    assert second.bytes_sent == size - size // 2 < size
+    assert_same_bytes(image.path, published_image.source)
+    assert image.sha256 == published_image.published.sha256
+
+
+def test_a_later_run_resumes_what_a_failed_run_kept(published_image):
+    """The decoder restarts over the kept compressed bytes, then continues from the network."""
+    mirror = published_image.mirror
+    size = published_image.published.xz_path.stat().st_size
+    mirror.faults.drop_at(XZ, size // 3, times=None)
+    with pytest.raises(DownloadError, match=f"the connection was lost at byte {size // 3} of {size}"):
+        fetch_base(RELEASE, ARCH)
+    layout = CacheLayout(paths.cache_dir())
+    assert layout.partial_xz(published_image.published.sha256).stat().st_size == size // 3
+    assert not (paths.cache_dir() / "images").exists()
+
+    mirror.faults.clear()
+    mirror.clear_log()
+    image = fetch_base(RELEASE, ARCH)
+    assert [(r.range, r.bytes_sent) for r in image_gets(mirror)] == [(f"bytes={size // 3}-", size - size // 3)]
+    assert_same_bytes(image.path, published_image.source)
+    assert not layout.partial_xz(published_image.published.sha256).exists()
+
+
+def test_a_server_that_ignores_range_is_downloaded_from_the_start(published_image):
+    mirror = published_image.mirror
+    size = published_image.published.xz_path.stat().st_size
+    mirror.faults.drop_at(XZ, size // 2, times=1)
+    mirror.faults.ignore_range(XZ)
+    image = fetch_base(RELEASE, ARCH)
+    second = image_gets(mirror)[1]
+    assert second.range == f"bytes={size // 2}-" and second.status == 200 and second.bytes_sent == size
+    assert_same_bytes(image.path, published_image.source)
+
+
+def test_transient_server_errors_are_retried(published_image):
+    mirror = published_image.mirror
+    mirror.faults.fail("*.sha256sum", 503, times=2)
+    mirror.faults.fail(XZ, 503, times=3)
+    image = fetch_base(RELEASE, ARCH)
+    assert [r.status for r in mirror.requests] == [503, 503, 200, 503, 503, 503, 200]
+    assert_same_bytes(image.path, published_image.source)
+
+
+def test_a_corrupt_image_is_refused_and_the_cache_stays_clean(published_image, cli):
+    published_image.mirror.faults.corrupt(XZ)
+    xz = bytearray(published_image.published.xz_path.read_bytes())
+    xz[len(xz) // 2] ^= 0xFF
+    corrupt_digest = hashlib.sha256(xz).hexdigest()
+
+    result = cli("fetch", "--release", RELEASE, "--arch", ARCH)
+
+    assert result.exit_code == 1
+    assert published_image.published.sha256 in result.stderr and corrupt_digest in result.stderr
+    assert "does not match its checksum" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert cache_files() == []
+
+
+def test_a_corrupt_download_is_a_checksum_error_in_the_library(published_image):
+    published_image.mirror.faults.corrupt(XZ)
+    with pytest.raises(ChecksumError):
+        fetch_base(RELEASE, ARCH)
+
+
+def test_a_missing_checksum_file_is_one_clear_error(published_image, cli):
+    published_image.published.checksum_path.unlink()
+    result = cli("fetch", "--release", RELEASE, "--arch", ARCH)
+    assert result.exit_code == 1
+    assert "sha256sum is missing (HTTP 404): the mirror has the image but not its checksum" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert image_gets(published_image.mirror) == []  # nothing unverifiable was downloaded
+    assert cache_files() == []
+
+
+def test_a_release_the_mirror_does_not_carry_is_a_404(published_image, cli):
+    result = cli("fetch", "--release", "25.09", "--arch", "aarch64")
+    assert result.exit_code == 1
+    assert "the mirror has no openEuler 25.09 aarch64 image" in result.stderr
+    assert "openEuler-25.09-aarch64.qcow2.xz returned HTTP 404" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_second_fetch_makes_no_http_request(published_image, cli):
+    first = cli("fetch", "--release", RELEASE, "--arch", ARCH)
+    assert first.exit_code == 0
+    mirror = published_image.mirror
+    mirror.clear_log()
+
+    second = cli("fetch", "--release", RELEASE, "--arch", ARCH, "--json")
+
+    assert second.exit_code == 0, second.stderr
+    assert mirror.requests == []
+    data = json.loads(second.stdout)
+    assert data["path"] == first.stdout.strip()
+    assert data["from_cache"] is True and data["sha256"] == published_image.published.sha256
+    assert (data["release"], data["arch"]) == (RELEASE, ARCH)
+
+
+def test_a_damaged_cache_entry_is_fetched_again(published_image):
+    first = fetch_base(RELEASE, ARCH)
+    with open(first.path, "ab") as damaged:
+        damaged.write(b"x")
+    again = fetch_base(RELEASE, ARCH)
+    assert not again.from_cache
+    assert_same_bytes(again.path, published_image.source)
+
+
+def test_another_mirror_with_the_same_image_costs_only_the_checksum(published_image):
+    fetch_base(RELEASE, ARCH)
+    with MirrorServer(published_image.mirror.root) as other:
+        image = fetch_base(RELEASE, ARCH, other.url)
+        assert image.from_cache and image.url.startswith(other.url)
+        assert [r.path.rsplit(".", 1)[1] for r in other.requests] == ["sha256sum"]
+
+
+def test_refresh_rereads_the_checksum_only(published_image):
+    fetch_base(RELEASE, ARCH)
+    published_image.mirror.clear_log()
+    image = fetch_base(RELEASE, ARCH, refresh=True)
+    assert image.from_cache
+    assert [r.path.endswith(".sha256sum") for r in published_image.mirror.requests] == [True]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--release", "23.09", "--arch", "x86_64"], "error: unknown openEuler release '23.09'; known releases: "),
+    (["--release", RELEASE, "--arch", "sparc"], "error: unknown architecture 'sparc'; known architectures: "),
+    (["--release", RELEASE, "--arch", "riscv64"], "error: openEuler 24.03-LTS-SP1 has no riscv64 image"),
+    (["--arch", "x86_64"], "error: --release is required; known releases: "),
+    (["-r", RELEASE, "--mirror", "repo.openeuler.org"], "error: mirror 'repo.openeuler.org' is not an http(s) URL"),
+])
+def test_bad_input_is_one_sentence_and_exit_2(cli, mirror_env, args, expected):
+    result = cli("fetch", *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(expected) and result.stderr.count("\n") == 1
+    assert mirror_env.requests == []
+
+
+def test_releases_json_lists_the_catalog_below_the_mirror(cli):
+    result = cli("releases", "--mirror", "http://mirror.example/oe", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["mirror"] == "http://mirror.example/oe/"
+    riscv = [i for i in data["images"] if i["arch"] == "riscv64"]
+    assert riscv == [{
+        "release": "24.03-LTS-SP4", "arch": "riscv64", "kind": "lts-sp",
+        "file_name": "openEuler-24.03-LTS-SP4-riscv64-rva23.qcow2.xz",
+        "url": "http://mirror.example/oe/openEuler-24.03-LTS-SP4/virtual_machine_img/riscv64/rva23/"
+               "openEuler-24.03-LTS-SP4-riscv64-rva23.qcow2.xz",
+        "checksum_url": "http://mirror.example/oe/openEuler-24.03-LTS-SP4/virtual_machine_img/riscv64/rva23/"
+                        "openEuler-24.03-LTS-SP4-riscv64-rva23.qcow2.xz.sha256sum"}]
+    assert len({(i["release"], i["arch"]) for i in data["images"]}) == len(data["images"]) == 27
+
+
+def test_releases_table_honours_the_mirror_environment(cli, monkeypatch):
+    monkeypatch.setenv("EULERPUB_MIRROR", "https://env.example/")
+    result = cli("releases")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["RELEASE", "ARCH", "URL"]
+    assert "https://env.example/openEuler-20.03-LTS/virtual_machine_img/aarch64/openEuler-20.03-LTS.aarch64.qcow2.xz" \
+        in result.stdout
+    assert len(lines) == 28
