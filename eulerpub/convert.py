@@ -18,6 +18,7 @@ from eulerpub.errors import UsageError
 
 EXTENSIONS = {"qcow2": "qcow2", "raw": "raw", "vmdk": "vmdk", "vhd": "vhd"}
 QEMU_FORMAT = {"qcow2": "qcow2", "raw": "raw", "vmdk": "vmdk", "vhd": "vpc"}  # a fixed VHD reads as raw unless told
+VHD_FOOTER = 512  # a fixed VHD is the raw disk plus this footer, which starts with the cookie "conectix"
 COROUTINES = "4"  # parallel qemu-img coroutines: 2 cores here, the rest hides I/O latency
 
 
@@ -61,4 +62,15 @@ def detect_format(path: Path) -> str:
     """qemu-img's idea of an image's format, mapped to eulerpub's names (vpc -> vhd)."""
     info = json.loads(proc.output(["qemu-img", "info", "--output=json", str(path)]))
     fmt = info.get("format", "raw")
+    if fmt == "raw" and _has_vhd_footer(path):
+        return "vhd"  # qemu-img probes a fixed VHD as raw: its only marker is the footer
     return {"vpc": "vhd"}.get(fmt, fmt)
+
+
+def _has_vhd_footer(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        if handle.tell() < VHD_FOOTER:
+            return False
+        handle.seek(-VHD_FOOTER, 2)
+        return handle.read(8) == b"conectix"

@@ -1,8 +1,105 @@
-"""`eulerpub doctor` (being written)."""
+"""`eulerpub doctor`: what this host can build and boot, what eulerpub works around, what is missing."""
 
-from eulerpub.errors import UsageError
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+
+from eulerpub import dib, hostenv, paths, ui
+from eulerpub.build import LOCK_NAME, MIN_FREE_BYTES
+from eulerpub.cli.options import Json, start
+
+OK, FALLBACK, MISSING = "ok", "fallback", "missing"
 
 
-def command() -> None:
-    """Not available yet."""
-    raise UsageError("`eulerpub doctor` is not available yet")
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    state: str  # ok | fallback | missing
+    detail: str
+    fix: str = ""
+
+
+def diagnose(facts: hostenv.HostFacts) -> list[Finding]:
+    found: list[Finding] = []
+    for tool, (package, why) in hostenv.HOST_TOOLS.items():
+        path = facts.tools.get(tool)
+        if path:
+            found.append(Finding(tool, OK, path))
+        else:
+            fix = ("pip install diskimage-builder" if package.startswith("pip:")
+                   else f"apt-get install {package}  (or scripts/install-host-deps.sh)")
+            found.append(Finding(tool, MISSING, f"needed to {why}", fix))
+    have_dib = dib.dib_version() != "unknown"
+    found.append(Finding("diskimage-builder", OK if have_dib else MISSING, f"version {dib.dib_version()}",
+                         "" if have_dib else "pip install diskimage-builder"))
+    found.append(Finding("root", OK if facts.is_root else FALLBACK,
+                         "running as root" if facts.is_root else "DIB will call sudo for mounts and loops",
+                         "" if facts.is_root else "make sure sudo works without a password"))
+    found.append(Finding("loop devices", OK if facts.loop_control else MISSING,
+                         "/dev/loop-control present" if facts.loop_control else "/dev/loop-control is missing",
+                         "" if facts.loop_control else "run in a privileged container (--privileged) or a VM"))
+    if facts.device_mapper:
+        found.append(Finding("device-mapper", OK, "kpartx can map partitions"))
+    else:
+        found.append(Finding("device-mapper", FALLBACK,
+                             "not in the kernel: builds use eulerpub's kpartx/dmsetup/sudo shims "
+                             "(partx -a + /dev/mapper symlinks)"))
+    if facts.vfat_mount:
+        found.append(Finding("vfat mounts", OK, "FAT filesystems can be mounted"))
+    elif facts.mtools:
+        found.append(Finding("vfat mounts", FALLBACK,
+                             "vfat is not in the kernel: base images' FAT /boot is read with mtools; "
+                             "UEFI (ESP) images cannot be built here, x86_64 images boot with BIOS"))
+    else:
+        found.append(Finding("vfat mounts", MISSING, "vfat is not in the kernel and mtools is not installed",
+                             "apt-get install mtools"))
+    if facts.kvm_usable:
+        found.append(Finding("KVM", OK, facts.kvm_reason))
+    else:
+        found.append(Finding("KVM", FALLBACK, f"{facts.kvm_reason}; boot tests use TCG (about 1.5-2.5 min "
+                             "per boot)"))
+    found.append(Finding("container", OK, "inside a container (/.dockerenv): DIB makes device nodes itself"
+                         if facts.in_container else "not in a container"))
+    free = hostenv.free_bytes(paths.DEFAULT_BUILD_DIR.resolve())
+    found.append(Finding("free disk", OK if free >= MIN_FREE_BYTES else MISSING,
+                         f"{free / 1024**3:.0f} GiB free for builds under {paths.DEFAULT_BUILD_DIR.resolve()}",
+                         "" if free >= MIN_FREE_BYTES else f"a build needs {MIN_FREE_BYTES // 1024**3} GiB"))
+    stale = hostenv.stale_mounts() + hostenv.stale_loops()
+    if stale and hostenv.lock_held(paths.cache_dir() / LOCK_NAME):
+        found.append(Finding("build running", OK, f"a build holds the build lock ({len(stale)} mounts/loops)"))
+    elif stale:
+        found.append(Finding("stale build state", FALLBACK, f"{len(stale)} mounts/loops left by a killed "
+                             "build; the next build tears them down", ""))
+    if shutil.which("sudo") is None and not facts.is_root:
+        found.append(Finding("sudo", MISSING, "DIB needs sudo when not run as root", "apt-get install sudo"))
+    return found
+
+
+def command(
+    json_output: Json = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when anything is missing.")] = False,
+) -> None:
+    """Check the host for building and boot-testing images: tools, loop devices, device-mapper, vfat,
+    KVM (or TCG), free disk. Says which gaps eulerpub works around and how to fix the rest.
+    """
+    start(json_output)
+    facts = hostenv.detect()
+    findings = diagnose(facts)
+    missing = [f for f in findings if f.state == MISSING]
+    if json_output:
+        ui.emit_json({"accel": facts.accel, "ok": not missing,
+                      "findings": [f.__dict__ for f in findings]})
+    else:
+        colours = {OK: "green", FALLBACK: "yellow", MISSING: "red"}
+        for f in findings:
+            ui.out_console.print(f"[{colours[f.state]}]{f.state:8}[/] {f.name:20} {f.detail}", markup=True)
+            if f.fix:
+                ui.out_console.print(f"{'':29} fix: {f.fix}")
+        ui.out_console.print(f"boot tests will use {facts.accel.upper()}; "
+                             + ("nothing is missing" if not missing else f"{len(missing)} missing"))
+    if strict and missing:
+        raise typer.Exit(1)

@@ -1,8 +1,70 @@
-"""`eulerpub test` (being written)."""
+"""`eulerpub test`: boot a built image under QEMU and check what its profile promises."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from eulerpub import bootcheck, ui
+from eulerpub.cli.options import Json, ProfilesDir, start
 from eulerpub.errors import UsageError
+from eulerpub.manifest import RECORD_NAME, artifact_path, read_record
+from eulerpub.profiles import load_profile
+
+BOOT_FORMATS = ("qcow2", "raw")  # what the test boots from a record, in order of preference
 
 
-def command() -> None:
-    """Not available yet."""
-    raise UsageError("`eulerpub test` is not available yet")
+def command(
+    target: Annotated[Path, typer.Argument(help="A build record (manifest.json or its directory) or an image "
+                                                "file.", show_default=False)],
+    profile: Annotated[str | None, typer.Option("--profile", "-p", help="Run this profile's checks "
+                                                "(default: the record's).")] = None,
+    profiles_dir: ProfilesDir = None,
+    user: Annotated[str, typer.Option("--user", help="The image's default cloud user.")] = "openeuler",
+    timeout: Annotated[int, typer.Option("--timeout", help="Seconds allowed for boot and cloud-init.")]
+    = bootcheck.BOOT_BUDGET_S,
+    json_output: Json = False,
+) -> None:
+    """Boot the image with a NoCloud seed and report each check: booted, cloud-init, growroot, and the
+    profile's own (mpi: an MPI hello world on 2 ranks; desktop: gdm and xrdp/VNC enabled). Exit 1 if any fails.
+    """
+    start(json_output)
+    image, checks = _resolve(target, profile, profiles_dir or [])
+    with ui.status(f"boot test of {image.name}") as update:
+        report = bootcheck.boot_test(image, checks=checks, user=user, budget_s=timeout, on_step=update)
+    if json_output:
+        ui.emit_json(report.as_dict())
+    else:
+        out = ui.out_console
+        out.print(f"{image}  ({report.accel}: {report.accel_reason})")
+        for check in report.checks:
+            mark = "[green]pass[/]" if check.passed else "[red]FAIL[/]"
+            out.print(f"  {mark}  {check.name:10} {check.detail}", markup=True)
+        boot = f"booted in {report.boot_seconds:.0f} s, " if report.boot_seconds else ""
+        out.print(f"{boot}{report.total_seconds:.0f} s in all"
+                  + (f"; console log: {report.console_log}" if report.console_log else ""))
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+def _resolve(target: Path, profile: str | None, profiles_dir: list[Path]) -> tuple[Path, list[str]]:
+    """The image to boot and the checks to run."""
+    checks: list[str] = []
+    if target.is_dir() or target.name == RECORD_NAME:
+        record_path = target / RECORD_NAME if target.is_dir() else target
+        record = read_record(record_path)
+        by_format = {a.format: a for a in record.artifacts}
+        chosen = next((by_format[f] for f in BOOT_FORMATS if f in by_format), None)
+        if chosen is None:
+            raise UsageError(f"build {record.build_id} has no qcow2 or raw artifact to boot")
+        image = artifact_path(record_path, chosen)
+        checks = list(record.checks)
+    elif target.is_file():
+        image = target
+    else:
+        raise UsageError(f"{target} is neither a build record nor an image file")
+    if profile:
+        checks = list(load_profile(profile, profiles_dir).checks)
+    return image, checks

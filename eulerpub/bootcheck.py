@@ -1,0 +1,301 @@
+"""Boot test: start the image under QEMU with a NoCloud seed, log in over SSH, check what it promises.
+
+Checks (each reported pass/fail):
+- ``booted``: SSH answers with the seeded key for the image's default user;
+- ``cloud-init``: ``cloud-init status --wait`` reports done without errors;
+- ``growroot``: the root filesystem grew to fill a disk made larger than the image;
+- ``mpi``: an MPI hello world compiled in the guest runs on 2 ranks, with Open MPI and with MPICH;
+- ``desktop``: the display manager, the graphical target and xrdp or a VNC server are enabled.
+
+KVM is used only when it can run ordinary guests (see hostenv.kvm_status); otherwise TCG, which takes
+1.5-2.5 minutes to boot on 2 cores, hence the 300 s budget.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from eulerpub import convert, hostenv, proc
+from eulerpub.errors import EulerpubError, UsageError
+
+log = logging.getLogger(__name__)
+
+BOOT_BUDGET_S = 300  # TCG boots took 72-133 s here to cloud-init final; 300 s leaves room for a busy host
+CHECK_TIMEOUT_S = 240  # one check's commands (an MPI compile under TCG is the slowest)
+GROW_BYTES = 2 * 1024**3  # the test disk is this much larger than the image, so growpart has work to do
+GUEST_MEMORY_MB = 2048
+GUEST_CPUS = 2  # the MPI check runs 2 ranks
+SSH_POLL_S = 5
+BASE_CHECKS = ("booted", "cloud-init", "growroot")
+KNOWN_CHECKS = (*BASE_CHECKS, "mpi", "desktop")
+
+MPI_HELLO = r"""
+#include <mpi.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+    int rank, size;
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    printf("hello from rank %d of %d\n", rank, size);
+    MPI_Finalize();
+    return 0;
+}
+"""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class BootReport:
+    image: str
+    accel: str
+    accel_reason: str
+    checks: list[CheckResult] = field(default_factory=list)
+    boot_seconds: float | None = None
+    total_seconds: float = 0.0
+    console_log: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    def as_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["passed"] = self.passed
+        return data
+
+
+def select_checks(requested: Sequence[str]) -> list[str]:
+    """The basic checks plus the profile's, in a stable order; unknown names are a usage error."""
+    unknown = [c for c in requested if c not in KNOWN_CHECKS]
+    if unknown:
+        raise UsageError(f"unknown boot check {unknown[0]!r}; known checks: {', '.join(KNOWN_CHECKS)}")
+    wanted = set(BASE_CHECKS) | set(requested)
+    return [c for c in KNOWN_CHECKS if c in wanted]
+
+
+def qemu_argv(*, overlay: Path, seed: Path, port: int, console: Path, accel: str,
+              memory_mb: int = GUEST_MEMORY_MB, cpus: int = GUEST_CPUS) -> list[str]:
+    cpu = ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg", "-cpu", "max"]
+    return [
+        "qemu-system-x86_64", *cpu, "-m", str(memory_mb), "-smp", str(cpus),
+        "-drive", f"file={overlay},if=virtio,format=qcow2",
+        "-drive", f"file={seed},if=virtio,format=raw,readonly=on",
+        "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{port}-:22",
+        "-display", "none", "-serial", f"file:{console}", "-monitor", "none", "-no-reboot",
+    ]
+
+
+def user_data(public_key: str) -> str:
+    return (
+        "#cloud-config\n"
+        f"ssh_authorized_keys:\n  - {public_key.strip()}\n"
+        "runcmd:\n  - [sh, -c, 'echo EULERPUB-BOOTCHECK-RUNCMD > /dev/ttyS0']\n"
+    )
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Guest:
+    """A running test VM reachable over SSH."""
+
+    def __init__(self, port: int, key: Path, user: str) -> None:
+        self.port = port
+        self.key = key
+        self.user = user
+
+    def ssh_argv(self, command: str) -> list[str]:
+        return ["ssh", "-i", str(self.key), "-p", str(self.port), "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                "-o", "ConnectTimeout=10", f"{self.user}@127.0.0.1", command]
+
+    def run(self, command: str, *, timeout: float = CHECK_TIMEOUT_S, stdin: bytes | None = None
+            ) -> subprocess.CompletedProcess[str]:
+        log.debug("guest$ %s", command)
+        try:
+            return subprocess.run(self.ssh_argv(command), input=stdin.decode() if stdin else None,
+                                  capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            return subprocess.CompletedProcess(exc.cmd, 124, "", f"timed out after {timeout:.0f} s")
+
+
+def boot_test(image: Path, *, checks: Sequence[str] = (), user: str = "openeuler",
+              budget_s: float = BOOT_BUDGET_S, workdir: Path | None = None,
+              on_step: Callable[[str], None] | None = None) -> BootReport:
+    """Boot `image` (any qemu-img format) and run the checks; the report says what passed."""
+    if not image.is_file():
+        raise UsageError(f"no image at {image}")
+    for tool in ("qemu-system-x86_64", "qemu-img", "cloud-localds", "ssh", "ssh-keygen"):
+        if shutil.which(tool) is None:
+            raise EulerpubError(f"{tool} is not installed; run `eulerpub doctor` to see what the host is missing")
+    wanted = select_checks(checks)
+    _present, kvm_ok, reason = hostenv.kvm_status()
+    accel = "kvm" if kvm_ok else "tcg"
+    report = BootReport(image=str(image), accel=accel, accel_reason=reason)
+    step = on_step or (lambda text: log.info("%s", text))
+    started = time.monotonic()
+    with _workdir(workdir) as work:
+        fmt = convert.detect_format(image)
+        size = convert.virtual_size(image, fmt)
+        overlay = work / "overlay.qcow2"
+        proc.run(["qemu-img", "create", "-f", "qcow2", "-b", str(image.resolve()),
+                  "-F", convert.QEMU_FORMAT.get(fmt, fmt), str(overlay), str(size + GROW_BYTES)])
+        key = work / "id_ed25519"
+        proc.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
+        (work / "user-data").write_text(user_data((work / "id_ed25519.pub").read_text()))
+        (work / "meta-data").write_text("instance-id: eulerpub-bootcheck\nlocal-hostname: eulerpub-test\n")
+        seed = work / "seed.iso"
+        proc.run(["cloud-localds", str(seed), str(work / "user-data"), str(work / "meta-data")])
+        console = work / "console.log"
+        port = free_port()
+        argv = qemu_argv(overlay=overlay, seed=seed, port=port, console=console, accel=accel)
+        step(f"booting under QEMU ({accel}: {reason})")
+        log.debug("+ %s", " ".join(argv))
+        vm = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            guest = Guest(port, key, user)
+            booted, detail = _wait_for_ssh(vm, guest, started + budget_s)
+            report.boot_seconds = round(time.monotonic() - started, 1) if booted else None
+            report.checks.append(CheckResult("booted", booted, detail))
+            if booted:
+                for name in wanted:
+                    if name == "booted":
+                        continue
+                    step(f"checking {name}")
+                    report.checks.append(_CHECKS[name](guest, size))
+            else:
+                report.checks.extend(CheckResult(n, False, "not run: the guest did not boot")
+                                     for n in wanted if n != "booted")
+        finally:
+            _stop_vm(vm)
+            report.total_seconds = round(time.monotonic() - started, 1)
+            if workdir is not None or not report.passed:
+                report.console_log = str(_keep_console(console, image))
+    return report
+
+
+@contextlib.contextmanager
+def _workdir(workdir: Path | None) -> Iterator[Path]:
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        yield workdir
+        return
+    with tempfile.TemporaryDirectory(prefix="eulerpub-bootcheck.", dir=os.environ.get("TMP_DIR")) as tmp:
+        yield Path(tmp)
+
+
+def _keep_console(console: Path, image: Path) -> Path:
+    """Keep the serial console log beside the image (the work directory is removed)."""
+    target = image.with_name(image.name + ".console.log")
+    try:
+        shutil.copyfile(console, target)
+    except OSError:
+        return console
+    return target
+
+
+def _wait_for_ssh(vm: subprocess.Popen[bytes], guest: Guest, deadline: float) -> tuple[bool, str]:
+    last = ""
+    while time.monotonic() < deadline:
+        if vm.poll() is not None:
+            output = (vm.stdout.read() if vm.stdout else b"").decode(errors="replace").strip()
+            return False, f"QEMU exited with code {vm.returncode}: {output[-300:]}"
+        result = guest.run("true", timeout=30)
+        if result.returncode == 0:
+            return True, "SSH login with the seeded key worked"
+        last = (result.stderr or "").strip()
+        time.sleep(SSH_POLL_S)
+    return False, f"no SSH login within {BOOT_BUDGET_S} s (last: {last or 'no answer'})"
+
+
+def _stop_vm(vm: subprocess.Popen[bytes]) -> None:
+    if vm.poll() is None:
+        vm.terminate()
+        try:
+            vm.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            vm.kill()
+            vm.wait()
+
+
+def check_cloud_init(guest: Guest, _size: int) -> CheckResult:
+    result = guest.run("cloud-init status --wait --long", timeout=CHECK_TIMEOUT_S)
+    text = (result.stdout + result.stderr).strip()
+    status = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("status:")), "")
+    errors = guest.run("sudo grep -E 'WARNING|ERROR|Traceback' /var/log/cloud-init.log | tail -n 5", timeout=60)
+    if result.returncode == 0 and status == "done":
+        return CheckResult("cloud-init", True, "cloud-init status: done")
+    detail = f"cloud-init status {status or 'unknown'} (exit {result.returncode}): {text[-300:]}"
+    if errors.stdout.strip():
+        detail += f"; log: {errors.stdout.strip()[-400:]}"
+    return CheckResult("cloud-init", False, detail)
+
+
+def check_growroot(guest: Guest, image_size: int) -> CheckResult:
+    result = guest.run("df -B1 --output=size / | tail -n1; lsblk -bdno SIZE /dev/vda", timeout=60)
+    try:
+        fs_size, disk_size = (int(x) for x in result.stdout.split())
+    except ValueError:
+        return CheckResult("growroot", False, f"could not read sizes: {result.stdout} {result.stderr}".strip())
+    grew = fs_size > image_size
+    return CheckResult("growroot", grew, f"root filesystem {fs_size / 1024**3:.2f} GiB on a "
+                       f"{disk_size / 1024**3:.2f} GiB disk (image {image_size / 1024**3:.2f} GiB)")
+
+
+def check_mpi(guest: Guest, _size: int) -> CheckResult:
+    upload = guest.run("cat > /tmp/hello_mpi.c", stdin=MPI_HELLO.encode(), timeout=60)
+    if upload.returncode != 0:
+        return CheckResult("mpi", False, f"could not copy the test program: {upload.stderr.strip()}")
+    details = []
+    passed = True
+    for mpi in ("openmpi", "mpich"):
+        script = (f"module load mpi/{mpi} && mpicc -o /tmp/hello_{mpi} /tmp/hello_mpi.c && "
+                  f"mpirun -np 2 /tmp/hello_{mpi}")
+        result = guest.run(f"bash -lc '{script}'", timeout=CHECK_TIMEOUT_S)
+        ranks = sorted(line for line in result.stdout.splitlines() if line.startswith("hello from rank"))
+        ok = result.returncode == 0 and ranks == ["hello from rank 0 of 2", "hello from rank 1 of 2"]
+        passed = passed and ok
+        details.append(f"{mpi}: {'2 ranks answered' if ok else (result.stdout + result.stderr).strip()[-300:]}")
+    return CheckResult("mpi", passed, "; ".join(details))
+
+
+def check_desktop(guest: Guest, _size: int) -> CheckResult:
+    script = ("echo target=$(systemctl get-default); "
+              "for u in gdm gdm3 xrdp vncserver@:1 tigervncserver@:1; do "
+              "echo $u=$(systemctl is-enabled $u 2>/dev/null || true); done")
+    result = guest.run(script, timeout=60)
+    state = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    dm = state.get("gdm") == "enabled" or state.get("gdm3") == "enabled"
+    remote = [u for u in ("xrdp", "vncserver@:1", "tigervncserver@:1") if state.get(u) == "enabled"]
+    graphical = state.get("target") == "graphical.target"
+    ok = dm and graphical and bool(remote)
+    return CheckResult("desktop", ok, f"default target {state.get('target')}, display manager "
+                       f"{'enabled' if dm else 'not enabled'}, remote access: {', '.join(remote) or 'none'}")
+
+
+_CHECKS: dict[str, Callable[[Guest, int], CheckResult]] = {
+    "cloud-init": check_cloud_init,
+    "growroot": check_growroot,
+    "mpi": check_mpi,
+    "desktop": check_desktop,
+}

@@ -1,0 +1,75 @@
+"""bootcheck: check selection, the QEMU command, and each check's verdict on canned guest answers."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from eulerpub import bootcheck
+from eulerpub.errors import UsageError
+
+
+class FakeGuest:
+    def __init__(self, answers: dict[str, tuple[int, str]]) -> None:
+        self.answers = answers
+        self.commands: list[str] = []
+
+    def run(self, command, *, timeout=0, stdin=None):
+        self.commands.append(command)
+        for needle, (rc, out) in self.answers.items():
+            if needle in command:
+                return subprocess.CompletedProcess(command, rc, out, "")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+
+def test_select_checks_adds_the_basics_and_rejects_unknown():
+    assert bootcheck.select_checks(["mpi"]) == ["booted", "cloud-init", "growroot", "mpi"]
+    assert bootcheck.select_checks([]) == ["booted", "cloud-init", "growroot"]
+    with pytest.raises(UsageError):
+        bootcheck.select_checks(["gpu"])
+
+
+def test_qemu_argv_tcg_and_kvm(tmp_path):
+    common = dict(overlay=tmp_path / "o.qcow2", seed=tmp_path / "s.iso", port=2222, console=tmp_path / "c")
+    tcg = bootcheck.qemu_argv(accel="tcg", **common)
+    assert tcg[tcg.index("-accel") + 1] == "tcg" and tcg[tcg.index("-cpu") + 1] == "max"
+    assert any("hostfwd=tcp:127.0.0.1:2222-:22" in a for a in tcg)
+    kvm = bootcheck.qemu_argv(accel="kvm", **common)
+    assert kvm[kvm.index("-cpu") + 1] == "host"
+
+
+def test_user_data_seeds_the_key():
+    data = bootcheck.user_data("ssh-ed25519 AAAA test\n")
+    assert data.startswith("#cloud-config\n") and "- ssh-ed25519 AAAA test\n" in data
+
+
+def test_cloud_init_check():
+    done = FakeGuest({"cloud-init status": (0, "status: done\n")})
+    assert bootcheck.check_cloud_init(done, 0).passed
+    failed = FakeGuest({"cloud-init status": (1, "status: error\n"), "grep": (0, "ERROR boom")})
+    result = bootcheck.check_cloud_init(failed, 0)
+    assert not result.passed and "error" in result.detail and "boom" in result.detail
+
+
+def test_growroot_check():
+    gib = 1024**3
+    grown = FakeGuest({"df": (0, f"{7 * gib}\n{8 * gib}\n")})
+    assert bootcheck.check_growroot(grown, 6 * gib).passed
+    not_grown = FakeGuest({"df": (0, f"{5 * gib}\n{8 * gib}\n")})
+    assert not bootcheck.check_growroot(not_grown, 6 * gib).passed
+
+
+def test_mpi_check_needs_both_ranks_for_both_mpis():
+    ranks = "hello from rank 1 of 2\nhello from rank 0 of 2\n"
+    good = FakeGuest({"mpi/openmpi": (0, ranks), "mpi/mpich": (0, ranks)})
+    assert bootcheck.check_mpi(good, 0).passed
+    one_rank = FakeGuest({"mpi/openmpi": (0, ranks), "mpi/mpich": (0, "hello from rank 0 of 2\n")})
+    assert not bootcheck.check_mpi(one_rank, 0).passed
+
+
+def test_desktop_check():
+    on = FakeGuest({"get-default": (0, "target=graphical.target\ngdm3=enabled\nxrdp=enabled\n")})
+    assert bootcheck.check_desktop(on, 0).passed
+    off = FakeGuest({"get-default": (0, "target=multi-user.target\ngdm=enabled\nxrdp=enabled\n")})
+    assert not bootcheck.check_desktop(off, 0).passed

@@ -1,0 +1,131 @@
+"""build: inputs and build_id, reuse, and a whole run against a fake disk-image-create."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from eulerpub import build, hostenv
+from eulerpub.errors import EulerpubError
+from eulerpub.manifest import read_record, sha256_file
+from eulerpub.profiles import Profile
+
+FAKE_DIB = r"""#!/bin/bash
+# A stand-in for disk-image-create: writes <stem>.raw and the package list the elements would write.
+set -eu
+stem=""
+while [ $# -gt 0 ]; do case "$1" in -o) stem=$2; shift 2 ;; *) shift ;; esac; done
+echo "Running hooks from /tmp/x/hooks/root.d"
+[ -n "${FAKE_DIB_FAIL:-}" ] && { echo "element script failed"; exit 1; }
+test -f "$DIB_LOCAL_IMAGE"
+mkdir -p "$stem.d/dib-manifests"
+printf 'bash\t5.2-1\tamd64\ncloud-init\t22.4\tall\n' >"$stem.d/dib-manifests/eulerpub-packages.tsv"
+truncate -s 64M "$stem.raw"
+printf 'not really a filesystem' | dd of="$stem.raw" conv=notrunc status=none
+echo "$*" >>"$FAKE_DIB_CALLS"
+"""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    path: Path
+    sha256: str
+    url: str
+
+
+def profile(**overrides) -> Profile:
+    data = dict(name="t", releases=["24.03-LTS-SP1"], arches=["x86_64"], elements=["vm", "openeuler-cloud"],
+                formats=["qcow2", "raw"], image_size_gb=2, checks=["mpi"])
+    data.update(overrides)
+    return Profile.model_validate(data)
+
+
+@pytest.fixture
+def fake_env(tmp_path, monkeypatch):
+    exe = tmp_path / "fake-dib"
+    exe.write_text(FAKE_DIB)
+    exe.chmod(0o755)
+    calls = tmp_path / "calls"
+    calls.touch()
+    monkeypatch.setenv("FAKE_DIB_CALLS", str(calls))
+    monkeypatch.setattr(build, "_disk_image_create", lambda: str(exe))
+    monkeypatch.setattr(build, "MIN_FREE_BYTES", 0)
+    monkeypatch.setattr(hostenv, "teardown_stale", lambda *a, **k: [])
+    base = tmp_path / "base.qcow2"
+    base.write_bytes(b"qcow2")
+    fetcher = lambda release, arch, mirror=None: Fetched(base, "ab" * 32, f"{mirror}/x.qcow2.xz")  # noqa: E731
+    return calls, fetcher
+
+
+def test_elements_always_include_vm_once():
+    assert build.resolve_elements(profile(elements=["vm", "hpc-toolchain"])) == ["openeuler", "vm", "hpc-toolchain"]
+
+
+def test_build_id_follows_image_inputs_not_publish_settings():
+    def bid(p: Profile, base: str = "aa") -> str:
+        return build.compute_build_id(build.build_inputs(p, "24.03-LTS-SP1", "x86_64", base, ["e"], "h"))
+
+    plain = bid(profile())
+    assert plain == bid(profile(description="other words", clouds={"aws": {"regions": ["us-west-2"]}}))
+    assert plain != bid(profile(env={"DIB_EULER_KEEP_SOFTLOCKUP_PANIC": "0"}))
+    assert plain != bid(profile(), base="bb")
+    assert plain != bid(profile(packages=["vim"]))
+
+
+def test_read_package_list(tmp_path):
+    tsv = tmp_path / "p.tsv"
+    tsv.write_text("zsh\t5.9\tx86_64\nbash\t1:5.2-1.oe2403\tx86_64\n")
+    assert build.read_package_list(tsv) == ["bash-1:5.2-1.oe2403.x86_64", "zsh-5.9.x86_64"]
+    with pytest.raises(EulerpubError):
+        build.read_package_list(tmp_path / "missing.tsv")
+
+
+def test_dry_run_plan_names_the_command(tmp_path):
+    plan = build.plan_build(profile(), output=tmp_path, mirror="http://m.example/", fetch=False)
+    described = plan.describe()
+    assert described["dib"]["argv"][-3:] == ["openeuler", "vm", "openeuler-cloud"]
+    assert described["dib"]["env"]["DIB_EULER_MIRROR"] == "http://m.example"
+    assert "TMP_DIR" in described["dib"]["env"] and "TMPDIR" not in described["dib"]["env"]
+
+
+def test_build_then_reuse_then_force(tmp_path, fake_env):
+    calls, fetcher = fake_env
+    out = tmp_path / "builds"
+    plan = build.plan_build(profile(), output=out, mirror="http://m", fetcher=fetcher)
+    first = build.run_build(plan)
+    assert not first.reused and first.record_path == out / plan.build_id / "manifest.json"
+    record = read_record(first.record_path)
+    assert [a.format for a in record.artifacts] == ["qcow2", "raw"]
+    for artifact in record.artifacts:
+        path = first.record_path.parent / artifact.path
+        assert sha256_file(path) == artifact.sha256 and artifact.virtual_size == 64 * 1024**2
+    assert record.packages == ["bash-5.2-1.amd64", "cloud-init-22.4.all"]
+    assert record.checks == ["mpi"] and record.inputs["base_sha256"] == "ab" * 32
+    assert not (out / f"{plan.build_id}.partial").exists()
+    assert not (first.record_path.parent / "dib").exists()
+
+    again = build.run_build(build.plan_build(profile(), output=out, mirror="http://m", fetcher=fetcher))
+    assert again.reused and len(calls.read_text().splitlines()) == 1
+
+    (first.record_path.parent / record.artifacts[0].path).unlink()  # a lost artifact means rebuild
+    rebuilt = build.run_build(plan)
+    assert not rebuilt.reused and len(calls.read_text().splitlines()) == 2
+    forced = build.run_build(plan, force=True)
+    assert not forced.reused and len(calls.read_text().splitlines()) == 3
+
+
+def test_failed_build_leaves_no_record_and_names_the_log(tmp_path, fake_env, monkeypatch):
+    _calls, fetcher = fake_env
+    monkeypatch.setenv("FAKE_DIB_FAIL", "1")
+    out = tmp_path / "builds"
+    plan = build.plan_build(profile(), output=out, fetcher=fetcher)
+    with pytest.raises(EulerpubError) as caught:
+        build.run_build(plan)
+    log = out / f"{plan.build_id}.partial" / "build.log"
+    assert str(log) in str(caught.value) and "element script failed" in log.read_text()
+    assert not (out / plan.build_id).exists()
+    assert not list(out.rglob("manifest.json"))
+    assert json.dumps(plan.describe())  # the plan stays serialisable for --json
