@@ -52,9 +52,10 @@ class Leftover:
     """A snapshot or uploaded object in one region, as an adapter lists it."""
 
     kind: Literal["snapshot", "object"]
-    id: str
+    id: str  # snapshot id, or object key
     created: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
+    bucket: str | None = None  # objects only
 
     @property
     def build_id(self) -> str | None:
