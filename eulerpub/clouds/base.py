@@ -91,6 +91,7 @@ class PublishSpec:
     bucket: str | None = None
     boot_mode: BootMode | None = None
     keep_object: bool = False
+    quick_import: bool = False  # Huawei only: IMS fast import (import_image_quick) of a raw image
     wait: WaitParams = field(default_factory=WaitParams)
     description: str = ""
 

@@ -1,0 +1,54 @@
+"""Disk formats for upload: convert an image with qemu-img into what a cloud API takes, cached by content.
+
+The converted file is keyed by the source's sha256 and written via temp file + rename, so a killed and
+re-run publish reuses it (and resumes its upload) instead of converting and uploading a different file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from eulerpub import proc
+from eulerpub.clouds.base import DiskImage
+from eulerpub.paths import cache_dir
+from eulerpub.profiles import Format
+
+log = logging.getLogger(__name__)
+
+QEMU_FORMAT = {"raw": "raw", "qcow2": "qcow2", "vmdk": "vmdk", "vhd": "vpc"}  # eulerpub's names -> qemu-img's
+# Extra output options per target: streamOptimized is the compressed VMDK flavour VM Import documents.
+QEMU_OPTIONS: dict[str, list[str]] = {"vmdk": ["-o", "subformat=streamOptimized"], "raw": []}
+
+
+def converted_path(image: DiskImage, target: Format) -> Path:
+    return cache_dir() / "converted" / f"{image.sha256}.{target}"
+
+
+def as_format(image: DiskImage, target: Format) -> Path:
+    """`image` in `target` format: the file itself if it already is, else a cached conversion.
+
+    Raw output is sparse (qemu-img skips zeros), so holes cost no disk and are skipped by the EBS uploader.
+    """
+    if image.format == target:
+        return image.path
+    out = converted_path(image, target)
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    log.info("converting %s (%s) to %s", image.path.name, image.format, target)
+    try:
+        proc.run(["qemu-img", "convert", "-f", QEMU_FORMAT[image.format], "-O", QEMU_FORMAT[target],
+                  *QEMU_OPTIONS.get(target, []), image.path, tmp])
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def discard_conversion(image: DiskImage, target: Format) -> None:
+    """Remove a cached conversion once its upload is complete."""
+    if image.format != target:
+        converted_path(image, target).unlink(missing_ok=True)

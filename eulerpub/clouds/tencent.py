@@ -1,0 +1,350 @@
+"""Tencent Cloud: the disk goes to COS, CVM imports it as a custom image, syncs it to more regions, shares it.
+
+Credentials come only from `TENCENTCLOUD_SECRET_ID` and `TENCENTCLOUD_SECRET_KEY`. The CVM API endpoint is the
+SDK's default, or `EULERPUB_TENCENT_CVM_ENDPOINT` (a full URL; `http://` allowed for tests). COS is
+`https://cos.{region}.myqcloud.com`, or `EULERPUB_TENCENT_COS_ENDPOINT`; the bucket is the full `name-APPID`.
+
+CVM takes no client tokens: each create call is made safe to repeat by the core's `find_image` just before it.
+Imported images carry eulerpub's tags (TagSpecification); SyncImages copies carry none, so every image also gets
+the build marker in its description, which SyncImages does copy, and `find_image` falls back to it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from tencentcloud.common.credential import Credential
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.cvm.v20170312 import models
+from tencentcloud.cvm.v20170312.cvm_client import CvmClient
+
+from eulerpub import retry
+from eulerpub.clouds import boto, sdkutil
+from eulerpub.clouds.base import (
+    TAG_BUILD_ID,
+    BootMode,
+    Checkpoint,
+    ImageRef,
+    ImageState,
+    Imported,
+    PercentCallback,
+    ProgressCallback,
+    PublishSpec,
+    Upload,
+)
+from eulerpub.clouds.wait import JobStatus, wait_for
+from eulerpub.errors import UsageError
+from eulerpub.profiles import Arch
+
+log = logging.getLogger(__name__)
+
+CLOUD = "tencent"
+SECRET_ID, SECRET_KEY = "TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"
+CVM_ENDPOINT = "EULERPUB_TENCENT_CVM_ENDPOINT"
+COS_ENDPOINT = "EULERPUB_TENCENT_COS_ENDPOINT"
+COS_DEFAULT = "https://cos.{region}.myqcloud.com"
+
+NAME_MAX = 60  # ImportImage's ImageName limit
+DESCRIPTION_MAX = 256
+PAGE = 100  # DescribeImages' largest Limit
+FALLBACK_OS = ("Other Linux", "-")
+ACCOUNT_ID = re.compile(r"^\d{5,20}$")
+REQUEST_TIMEOUT = 60  # seconds; CVM answers every image call in well under a second
+COS_BUCKET = re.compile(r"^[a-z0-9-]+-\d+$")  # name-APPID
+
+_STATES: dict[str, ImageState] = {"NORMAL": "available", "CREATING": "pending", "IMPORTING": "pending",
+                                  "SYNCING": "pending", "IMPORTFAILED": "failed", "CREATEFAILED": "failed"}
+
+
+# -- pure mappings ------------------------------------------------------------------------------------------------
+
+def cvm_architecture(arch: Arch) -> Literal["x86_64", "arm_64"]:
+    """ImportImage rejects "aarch64": Tencent calls it arm_64."""
+    if arch == "x86_64":
+        return "x86_64"
+    if arch == "aarch64":
+        return "arm_64"
+    raise UsageError(f"Tencent Cloud does not import {arch} images; publish x86_64 or aarch64")
+
+
+def cvm_boot_mode(arch: Arch, boot_mode: BootMode | None) -> Literal["Legacy BIOS", "UEFI"]:
+    """arm_64 boots UEFI only; x86_64 boots Legacy BIOS unless UEFI is asked for (CVM has no "UEFI if
+    possible", so uefi-preferred means Legacy BIOS, which every x86 instance type boots)."""
+    if arch == "aarch64" or boot_mode == "uefi":
+        return "UEFI"
+    return "Legacy BIOS"
+
+
+def choose_import_os(release: str, arch: Arch, supported: Sequence[tuple[str, Sequence[str], Sequence[str]]]
+                     ) -> tuple[str, str]:
+    """(OsType, OsVersion) for ImportImage from DescribeImportImageOs's (OsName, OsVersions, Architecture)
+    entries: openEuler with this release's version if listed for the architecture, else ("Other Linux", "-")."""
+    base = release.split("-", 1)[0]
+    wanted_arch = cvm_architecture(arch)
+    for os_name, versions, arches in supported:
+        if os_name.lower() == "openeuler" and base in versions and (not arches or wanted_arch in arches):
+            return os_name, base
+    return FALLBACK_OS
+
+
+def image_url(bucket: str, region: str, key: str) -> str:
+    """The COS object URL ImportImage fetches (always the cloud's own, whatever endpoint the upload used)."""
+    return f"https://{bucket}.cos.{region}.myqcloud.com/{key}"
+
+
+def image_state(state: str | None) -> ImageState:
+    return _STATES.get(state or "", "pending")
+
+
+def tag_specification(tags: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"ResourceType": "image", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
+
+
+def http_profile(endpoint_url: str | None) -> HttpProfile:
+    """The SDK wants host[:port] and the scheme apart."""
+    if endpoint_url is None:
+        return HttpProfile(reqTimeout=REQUEST_TIMEOUT)
+    scheme, host = sdkutil.split_url(endpoint_url)
+    return HttpProfile(endpoint=host, protocol=scheme, reqTimeout=REQUEST_TIMEOUT)
+
+
+def _image_ref(region: str, image: Any) -> ImageRef:
+    tags = {t.Key: t.Value or "" for t in image.Tags or []}
+    return ImageRef(cloud=CLOUD, region=region, image_id=image.ImageId, name=image.ImageName or "",
+                    state=image_state(image.ImageState),
+                    tags=sdkutil.effective_tags(tags, image.ImageDescription), created=image.CreatedTime or "")
+
+
+def _request(model: type, **params: Any) -> Any:
+    request = model()
+    request.from_json_string(json.dumps({k: v for k, v in params.items() if v is not None}))
+    return request
+
+
+# -- errors -------------------------------------------------------------------------------------------------------
+
+def _inspect(exc: BaseException) -> sdkutil.SdkFailure | None:
+    if not isinstance(exc, TencentCloudSDKException):
+        return None
+    code = str(exc.get_code() or "Unknown")
+    message = exc.get_message()
+    text = message.decode(errors="replace") if isinstance(message, bytes) else str(message or "")
+    return sdkutil.SdkFailure(code=code, message=text, credentials=code.startswith("AuthFailure")
+                              or code == "InvalidCredential", not_found=code == "InvalidImageId.NotFound")
+
+
+TRANSIENT = ("ClientNetworkError", "ServerNetworkError", "RequestLimitExceeded", "InternalError",
+             "ResourceUnavailable")
+
+
+def _transient(exc: BaseException) -> bool | None:
+    """Network failures, throttling and CVM's internal errors are worth retrying; nothing else of the SDK's is."""
+    if not isinstance(exc, TencentCloudSDKException):
+        return None
+    code = str(exc.get_code() or "")
+    return any(code == t or code.startswith(t + ".") for t in TRANSIENT)
+
+
+retry.register_classifier(_transient)
+
+ERRORS = sdkutil.ErrorMapper(CLOUD, (TencentCloudSDKException,), _inspect, f"{SECRET_ID} and {SECRET_KEY}")
+
+
+# -- the adapter --------------------------------------------------------------------------------------------------
+
+class TencentAdapter:
+    """CVM custom images imported from COS. Clients are made per region on first use."""
+
+    name = CLOUD
+
+    def __init__(self) -> None:
+        self._clients: dict[str, CvmClient] = {}
+        self._lock = threading.Lock()
+        self._staging: sdkutil.ObjectStaging | None = None
+
+    # -- clients ---------------------------------------------------------------------------------------------
+
+    def _keys(self) -> tuple[str, str]:
+        secret_id, secret_key = sdkutil.require_env(CLOUD, SECRET_ID, SECRET_KEY)
+        return secret_id, secret_key
+
+    def _client(self, region: str) -> CvmClient:
+        with self._lock:
+            if region not in self._clients:
+                secret_id, secret_key = self._keys()
+                profile = ClientProfile(httpProfile=http_profile(sdkutil.endpoint_override(CVM_ENDPOINT, region)))
+                self._clients[region] = CvmClient(Credential(secret_id, secret_key), region, profile)
+            return self._clients[region]
+
+    def _staging_area(self) -> sdkutil.ObjectStaging:
+        if self._staging is None:
+            secret_id, secret_key = self._keys()
+            self._staging = sdkutil.ObjectStaging(CLOUD, COS_DEFAULT, COS_ENDPOINT,
+                                                  boto.StaticCredentials(secret_id, secret_key))
+        return self._staging
+
+    def _call(self, region: str, action: str, resource_id: str | None = None, **params: Any) -> Any:
+        request = _request(getattr(models, f"{action}Request"), **params)
+        return ERRORS.call(region, action, getattr(self._client(region), action), request, resource_id=resource_id)
+
+    # -- checks ----------------------------------------------------------------------------------------------
+
+    def preflight(self, spec: PublishSpec) -> None:
+        self._check_offline(spec)
+        for region in spec.regions:  # proves the credentials and each region's name
+            self._call(region, "DescribeImages", Limit=1, Filters=[{"Name": "image-type",
+                                                                    "Values": ["PRIVATE_IMAGE"]}])
+        self._staging_area().check_bucket(spec.source_region, spec.bucket or "")
+
+    def _check_offline(self, spec: PublishSpec) -> None:
+        cvm_architecture(spec.identity.arch)
+        if len(spec.name) > NAME_MAX:
+            raise UsageError(f"image name {spec.name!r} is {len(spec.name)} characters; Tencent Cloud allows "
+                             f"{NAME_MAX}: pass a shorter --name")
+        if spec.public:
+            raise UsageError("Tencent Cloud custom images cannot be made public; share them with --share ACCOUNT_ID")
+        if spec.quick_import:
+            raise UsageError("--quick-import is Huawei Cloud only")
+        if not spec.bucket or not COS_BUCKET.match(spec.bucket):
+            raise UsageError(f"--bucket {spec.bucket!r}: a COS bucket is named name-APPID (e.g. images-1250000000)")
+        for account in spec.share_with:
+            if not ACCOUNT_ID.match(account):
+                raise UsageError(f"--share {account!r}: a Tencent Cloud account id is a number")
+
+    # -- finding images --------------------------------------------------------------------------------------
+
+    def _describe(self, region: str, filters: list[dict[str, Any]]) -> list[ImageRef]:
+        images: list[ImageRef] = []
+        filters = [*filters, {"Name": "image-type", "Values": ["PRIVATE_IMAGE"]}]
+        while True:
+            page = self._call(region, "DescribeImages", Filters=filters, Limit=PAGE, Offset=len(images))
+            images.extend(_image_ref(region, image) for image in page.ImageSet or [])
+            if not page.ImageSet or len(images) >= (page.TotalCount or 0):
+                return images
+
+    def _this_build(self, region: str, build_id: str) -> list[ImageRef]:
+        """By the build-id tag; then by the description marker (SyncImages copies carry no tags)."""
+        tagged = self._describe(region, [{"Name": f"tag:{TAG_BUILD_ID}", "Values": [build_id]}])
+        return tagged or [i for i in self._describe(region, []) if i.build_id == build_id]
+
+    def find_image(self, region: str, build_id: str) -> ImageRef | None:
+        usable = [i for i in self._this_build(region, build_id) if i.state != "failed"]
+        return max(usable, key=lambda i: (i.state == "available", i.created), default=None)
+
+    def list_images(self, region: str, *, name: str | None = None, profile: str | None = None) -> list[ImageRef]:
+        filters = [{"Name": "image-name", "Values": [name]}] if name else []
+        return sdkutil.select_images(self._describe(region, filters), name=name, profile=profile)
+
+    def _show(self, region: str, image_id: str) -> ImageRef:
+        page = self._call(region, "DescribeImages", image_id, ImageIds=[image_id])
+        if not page.ImageSet:
+            raise UsageError(f"tencent/{region}: image {image_id} does not exist; re-run to start over")
+        return _image_ref(region, page.ImageSet[0])
+
+    def _remove_failed(self, region: str, build_id: str) -> None:
+        """Delete this build's failed images: CVM refuses a second image of the same name, failed or not."""
+        for image in self._this_build(region, build_id):
+            if image.state == "failed":
+                log.info("%s/%s: deleting failed image %s of an earlier attempt", CLOUD, region, image.image_id)
+                self.delete_image(region, image.image_id)
+
+    # -- upload and import -----------------------------------------------------------------------------------
+
+    def upload(self, spec: PublishSpec, checkpoint: Checkpoint, progress: ProgressCallback) -> Upload:
+        return self._staging_area().upload(spec, checkpoint, progress)
+
+    def start_import(self, spec: PublishSpec, upload: Upload, token: str) -> str:
+        """ImportImage from the COS object URL; returns the new image id (what `wait_import` polls). CVM takes
+        no client token (`token` is unused): the core's find_image by tag just before makes a repeat safe."""
+        region, identity = spec.source_region, spec.identity
+        self._remove_failed(region, identity.build_id)
+        os_type, os_version = choose_import_os(identity.release, identity.arch, self._import_os(region))
+        url = image_url(upload.bucket or "", region, upload.id)
+        response = self._call(
+            region, "ImportImage", url, ImageName=spec.name, ImageUrl=url,
+            ImageDescription=sdkutil.describe(spec, DESCRIPTION_MAX), Architecture=cvm_architecture(identity.arch),
+            OsType=os_type, OsVersion=os_version, BootMode=cvm_boot_mode(identity.arch, spec.boot_mode),
+            TagSpecification=tag_specification(spec.all_tags))
+        log.info("%s/%s: importing %s as %s", CLOUD, region, url, response.ImageId)
+        return response.ImageId
+
+    def _import_os(self, region: str) -> list[tuple[str, list[str], list[str]]]:
+        response = self._call(region, "DescribeImportImageOs")
+        return [(entry.OsName, list(entry.OsVersions or []), list(entry.Architecture or []))
+                for entry in response.ImportImageOsVersionSet or []]
+
+    def _image_status(self, region: str, image_id: str) -> JobStatus[ImageRef]:
+        page = self._call(region, "DescribeImages", image_id, ImageIds=[image_id])
+        if not page.ImageSet:
+            return JobStatus("failed", detail=f"image {image_id} no longer exists")
+        raw = page.ImageSet[0]
+        image = _image_ref(region, raw)
+        if image.state == "available":
+            return JobStatus("done", 100, result=image)
+        if image.state == "failed":
+            return JobStatus("failed", detail=f"image {image_id} is {raw.ImageState} (CVM gives no reason; check "
+                                              "the image format and that the COS object is readable)")
+        percent = raw.SyncPercent if raw.ImageState == "SYNCING" else None
+        return JobStatus("running", percent, detail=raw.ImageState or "")
+
+    def _wait(self, spec: PublishSpec, region: str, image_id: str, what: str, progress: PercentCallback) -> ImageRef:
+        return wait_for(lambda: self._image_status(region, image_id), cloud=CLOUD, region=region, what=what,
+                        resource_id=image_id, params=spec.wait, progress=progress)
+
+    def wait_import(self, spec: PublishSpec, task_id: str, progress: PercentCallback) -> Imported:
+        image = self._wait(spec, spec.source_region, task_id, "import", progress)
+        return Imported(image_id=image.image_id)
+
+    def register(self, spec: PublishSpec, imported: Imported) -> ImageRef:
+        """The import already made the image, tagged at creation: look it up."""
+        if not imported.image_id:
+            raise UsageError("the CVM import finished without an image id; re-run to import again")
+        return self._show(spec.source_region, imported.image_id)
+
+    # -- copies ----------------------------------------------------------------------------------------------
+
+    def copy_image(self, spec: PublishSpec, source: ImageRef, region: str, token: str) -> str:
+        """SyncImages to one region; returns the copy's image id there. No client token (`token` is unused):
+        the core's find_image in `region` (by tag or description marker) comes first."""
+        self._remove_failed(region, spec.identity.build_id)
+        response = self._call(spec.source_region, "SyncImages", source.image_id, ImageIds=[source.image_id],
+                              DestinationRegions=[region], ImageName=spec.name, ImageSetRequired=True)
+        copies = {item.Region: item.ImageId for item in response.ImageSet or []}
+        if region not in copies:
+            raise UsageError(f"tencent/{spec.source_region}: SyncImages returned no image for {region}")
+        log.info("%s/%s: syncing %s to %s as %s", CLOUD, spec.source_region, source.image_id, region,
+                 copies[region])
+        return copies[region]
+
+    def wait_image(self, spec: PublishSpec, region: str, handle: str, progress: PercentCallback) -> ImageRef:
+        return self._wait(spec, region, handle, "image", progress)
+
+    # -- sharing and cleanup ---------------------------------------------------------------------------------
+
+    def share(self, spec: PublishSpec, image: ImageRef, accounts: Sequence[str], public: bool) -> list[str]:
+        """ModifyImageSharePermission SHARE for the accounts not yet shared with (asked first)."""
+        wanted = list(dict.fromkeys(accounts))
+        if not wanted:
+            return []
+        current = self._call(image.region, "DescribeImageSharePermission", image.image_id, ImageId=image.image_id)
+        present = {p.AccountId for p in current.SharePermissionSet or []}
+        missing = [a for a in wanted if a not in present]
+        if missing:
+            self._call(image.region, "ModifyImageSharePermission", image.image_id, ImageId=image.image_id,
+                       AccountIds=missing, Permission="SHARE")
+        return sorted(wanted)
+
+    def discard_upload(self, spec: PublishSpec, upload: Upload) -> None:
+        self._staging_area().discard(spec, upload)
+
+    def delete_image(self, region: str, image_id: str) -> None:
+        request = _request(models.DeleteImagesRequest, ImageIds=[image_id], DeleteBindedSnap=True)
+        ERRORS.call_or_none(region, "DeleteImages", self._client(region).DeleteImages, request,
+                            resource_id=image_id)
