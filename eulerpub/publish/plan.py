@@ -35,6 +35,7 @@ class PublishOptions:
     boot_mode: BootMode | None = None
     name: str | None = None
     keep_object: bool = False
+    quick_import: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
     wait: WaitParams = field(default_factory=WaitParams)
 
@@ -60,6 +61,8 @@ def make_spec(cloud: str, source: Source, options: PublishOptions,
     elif upload == "ebs":
         raise UsageError(f"--upload ebs is AWS only; {cloud} imports from its object storage")
     bucket = options.bucket or defaults.bucket
+    if options.quick_import and cloud != "huawei":
+        raise UsageError("--quick-import is Huawei Cloud only (IMS fast import of a raw image)")
     if (cloud != "aws" or upload == "s3") and not bucket:
         raise UsageError(f"publishing to {cloud} through object storage needs a bucket; pass --bucket or set "
                          f"clouds.{cloud}.bucket in the profile")
@@ -77,6 +80,7 @@ def make_spec(cloud: str, source: Source, options: PublishOptions,
         bucket=bucket,
         boot_mode=options.boot_mode or defaults.boot_mode,
         keep_object=options.keep_object,
+        quick_import=options.quick_import,
         wait=options.wait,
     )
 
