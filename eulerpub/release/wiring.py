@@ -51,6 +51,7 @@ class Publisher:
 
 
 BOOT_RESULT_NAME = "boottest.json"  # beside the build record: a passed boot test of this build, not redone
+BOOT_FORMATS = ("qcow2", "raw")  # what the boot test boots, in order of preference (as `eulerpub test` does)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,10 @@ class BootTester:
             log.info("%s: boot test passed before (%s)", built.record.build_id, remembered)
             return BootTest(True, f"passed before ({remembered})")
         record = built.record
-        artifact = next((a for a in record.artifacts if a.format == "qcow2"), record.artifacts[0])
+        by_format = {a.format: a for a in record.artifacts}
+        artifact = next((by_format[f] for f in BOOT_FORMATS if f in by_format), None)
+        if artifact is None:
+            return BootTest(False, f"build {record.build_id} has no {' or '.join(BOOT_FORMATS)} artifact to boot")
         report = bootcheck.boot_test(artifact_path(built.record_path, artifact),
                                      checks=self.profiles[record.profile].checks)
         failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.passed]
