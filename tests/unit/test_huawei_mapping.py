@@ -1,0 +1,113 @@
+"""Huawei adapter: the pure mappings from eulerpub's build to IMS request fields."""
+
+from __future__ import annotations
+
+import pytest
+from huaweicloudsdkcore.exceptions.exceptions import (
+    ClientRequestException,
+    ConnectionException,
+    SdkError,
+    ServerResponseException,
+)
+
+from eulerpub import retry
+from eulerpub.clouds import huawei
+from eulerpub.errors import CredentialsError, UsageError
+
+IMS_VERSIONS = ["openEuler 20.03 64bit", "openEuler 22.03 64bit", "openEuler 24.03 64bit", "CentOS 7.9 64bit",
+                "Other Linux(64 bit)"]
+
+
+def test_architecture_maps_to_ims_names_and_rejects_riscv():
+    assert huawei.ims_architecture("x86_64") == "x86"
+    assert huawei.ims_architecture("aarch64") == "arm"
+    with pytest.raises(UsageError, match="riscv64"):
+        huawei.ims_architecture("riscv64")
+
+
+@pytest.mark.parametrize(("arch", "boot_mode", "expected"), [
+    ("aarch64", None, "uefi"), ("aarch64", "legacy-bios", "uefi"), ("x86_64", None, "bios"),
+    ("x86_64", "uefi", "uefi"), ("x86_64", "legacy-bios", "bios"), ("x86_64", "uefi-preferred", "bios"),
+])
+def test_firmware_type_follows_arch_and_boot_mode(arch, boot_mode, expected):
+    assert huawei.firmware_type(arch, boot_mode) == expected
+
+
+@pytest.mark.parametrize(("release", "expected"), [
+    ("24.03-LTS-SP1", "openEuler 24.03 64bit"), ("22.03-LTS", "openEuler 22.03 64bit"),
+    ("25.03", "Other Linux(64 bit)"), ("24.0", "Other Linux(64 bit)"),
+])
+def test_os_version_is_the_listed_openeuler_release_or_other_linux(release, expected):
+    assert huawei.choose_os_version(release, "x86_64", IMS_VERSIONS) == expected
+
+
+def test_os_version_prefers_an_arm_variant_for_aarch64_only():
+    versions = ["openEuler 24.03 64bit", "openEuler 24.03 64bit(ARM)"]
+    assert huawei.choose_os_version("24.03-LTS", "aarch64", versions) == "openEuler 24.03 64bit(ARM)"
+    assert huawei.choose_os_version("24.03-LTS", "x86_64", versions) == "openEuler 24.03 64bit"
+
+
+def test_tags_listed_as_key_dot_value_split_at_the_first_dot():
+    parsed = huawei.parse_tags(["eulerpub:release.24.03-LTS", "managed-by.eulerpub", "empty."])
+    assert parsed == {"eulerpub:release": "24.03-LTS", "managed-by": "eulerpub", "empty": ""}
+    assert huawei.tag_filter("eulerpub:build-id", "abc") == "eulerpub:build-id.abc"
+
+
+@pytest.mark.parametrize(("status", "state"), [("active", "available"), ("queued", "pending"),
+                                               ("saving", "pending"), ("killed", "failed"), (None, "pending")])
+def test_image_status_maps_to_state(status, state):
+    assert huawei.image_state(status) == state
+
+
+def test_job_percent_reads_fractions_and_percents():
+    assert huawei.job_percent(None) is None
+    assert huawei.job_percent(0.0) == 0
+    assert huawei.job_percent(0.456) == 46
+    assert huawei.job_percent(1.0) == 100
+    assert huawei.job_percent(37.0) == 37
+
+
+def test_share_targets_take_bare_and_region_scoped_project_ids():
+    a, b, c = "a" * 32, "b" * 32, "c" * 32
+    entries = [a, f"cn-north-4:{b}", f"cn-east-3:{c}", a]
+    assert huawei.share_targets(entries, "cn-north-4") == [a, b]
+    assert huawei.share_targets(entries, "cn-east-3") == [a, c]
+    assert huawei.share_targets(entries, "ap-southeast-1") == [a]
+
+
+def _client_error(status: int, code: str, message: str = "") -> ClientRequestException:
+    return ClientRequestException(status, SdkError("req-1", code, message))
+
+
+def test_throttling_5xx_and_connection_errors_are_transient_4xx_are_not():
+    assert retry.is_transient(_client_error(429, "429"))
+    assert retry.is_transient(ServerResponseException(500, SdkError("r", "EMU.0500", "boom")))
+    assert retry.is_transient(ConnectionException("connection refused"))
+    assert not retry.is_transient(_client_error(400, "IMG.0001", "min_disk invalid"))
+    assert not retry.is_transient(_client_error(401, "APIGW.0301", "Incorrect IAM authentication information"))
+
+
+def test_a_401_becomes_one_credentials_sentence():
+    error = huawei.ERRORS.translate(_client_error(401, "APIGW.0301", "verify aksk signature fail"), "cn-north-4",
+                                    "list_os_versions")
+    assert isinstance(error, CredentialsError)
+    assert str(error).startswith("huawei rejected the credentials in cn-north-4 while calling list_os_versions")
+    assert "HUAWEICLOUD_SDK_AK" in str(error) and "\n" not in str(error)
+
+
+def test_project_id_variable_is_per_region():
+    assert huawei.project_id_variable("cn-north-4") == "HUAWEICLOUD_SDK_PROJECT_ID_CN_NORTH_4"
+
+
+def test_missing_keys_and_project_ids_are_named(monkeypatch):
+    adapter = huawei.HuaweiAdapter()
+    with pytest.raises(CredentialsError, match="HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK"):
+        adapter._client("cn-north-4")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_AK", "ak")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "sk")
+    with pytest.raises(CredentialsError, match="HUAWEICLOUD_SDK_PROJECT_ID_CN_NORTH_4"):
+        adapter._client("cn-north-4")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", "f" * 32)
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID_CN_NORTH_4", "e" * 32)
+    assert adapter._project_id("cn-north-4") == "e" * 32
+    assert adapter._project_id("cn-east-3") == "f" * 32
