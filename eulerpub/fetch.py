@@ -27,8 +27,10 @@ import json
 import logging
 import lzma
 import os
+import queue
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +50,8 @@ CHUNK_SIZE = 1 << 20  # network read size: per-chunk Python overhead is noise at
 # Cap on decompressed bytes per lzma call. A qcow2's zeroed runs expand a thousandfold; without a cap one
 # network chunk could become gigabytes in memory.
 DECOMPRESS_LIMIT = 8 << 20
+# Chunks waiting for the decoder thread: enough to ride out a slow write, bounded to a few dozen MiB.
+DECODE_QUEUE_CHUNKS = 32
 CONNECT_TIMEOUT = 10.0  # seconds; a mirror that cannot accept a connection in 10 s is down, retry it
 READ_TIMEOUT = 60.0     # seconds between bytes; long enough for a busy mirror, short enough to notice a dead one
 INDEX_VERSION = 1
@@ -258,6 +262,40 @@ class XzToFile:
         return self.error is None and self._decoder.eof
 
 
+class BackgroundXz:
+    """Runs an XzToFile on a worker thread, so decompression (liblzma releases the GIL) overlaps receiving,
+    hashing and keeping the compressed bytes. The queue is bounded, so memory stays flat when the network
+    outruns the decoder: the receiver simply waits."""
+
+    def __init__(self, out) -> None:
+        self._decoder = XzToFile(out)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=DECODE_QUEUE_CHUNKS)
+        self._failure: BaseException | None = None  # e.g. a full disk while writing the output
+        self._thread = threading.Thread(target=self._work, name="eulerpub-unxz", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._failure is None:
+                try:
+                    self._decoder.feed(data)
+                except BaseException as exc:  # handed to the receiving thread in feed()/finish()
+                    self._failure = exc
+
+    def feed(self, data: bytes) -> None:
+        if self._failure is not None:
+            raise self._failure
+        self._queue.put(data)
+
+    def finish(self) -> XzToFile:
+        """Wait until everything fed so far is decoded and written; the decoder then tells the outcome."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+        return self._decoder
+
+
 class Transfer:
     """One download in progress. The kept compressed partial, the running digest and the decompressed
     output always describe the same first `received` bytes, which is what makes resuming safe."""
@@ -268,15 +306,17 @@ class Transfer:
         xz_path.parent.mkdir(parents=True, exist_ok=True)
         self._xz = open(xz_path, "ab")  # noqa: SIM115 - closed in close(), lives across several requests
         self._out = open(qcow2_path, "wb")  # noqa: SIM115 - same
+        self._unxz: BackgroundXz | None = None
         self._start_over(truncate_xz=False)
 
     def _start_over(self, *, truncate_xz: bool) -> None:
+        self._stop_decoding()
         if truncate_xz:
             self._xz.truncate(0)
         self._out.seek(0)
         self._out.truncate(0)
         self._hash = hashlib.sha256()
-        self._unxz = XzToFile(self._out)
+        self._unxz = BackgroundXz(self._out)
         self.received = 0
 
     def restart(self) -> None:
@@ -302,22 +342,30 @@ class Transfer:
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
 
-    @property
-    def decode_error(self) -> str | None:
-        if self._unxz.error:
-            return self._unxz.error
-        return None if self._unxz.complete else "the xz stream ends early"
+    def finish_decoding(self) -> str | None:
+        """Wait for the decoder to catch up; return why the received bytes are not one whole xz file, if so."""
+        assert self._unxz is not None
+        decoder = self._unxz.finish()
+        if decoder.error:
+            return decoder.error
+        return None if decoder.complete else "the xz stream ends early"
+
+    def _stop_decoding(self) -> None:
+        if self._unxz is not None:
+            with contextlib.suppress(Exception):  # its output is being thrown away
+                self._unxz.finish()
 
     def close(self) -> None:
-        """Flush the output to disk (it is about to be renamed into the cache) and close both files."""
-        for handle in (self._xz, self._out):
-            if not handle.closed:
-                handle.flush()
-                os.fsync(handle.fileno())
-                handle.close()
+        """Close both files, the output safely on disk first: it is about to be renamed into the cache, and
+        a rename that outlives its data after a power cut would leave a plausible-looking broken image."""
+        self._xz.close()
+        self._out.flush()
+        os.fsync(self._out.fileno())
+        self._out.close()
 
     def discard(self, *, keep_compressed: bool) -> None:
         """Remove the decompressed output; also the compressed partial unless a later run may resume it."""
+        self._stop_decoding()
         for handle in (self._xz, self._out):
             handle.close()
         paths_to_remove = [self.qcow2_path] + ([] if keep_compressed else [self.xz_path])
@@ -486,9 +534,9 @@ def _verify_and_store(transfer: Transfer, source: ImageSource, expected: str, la
         transfer.discard(keep_compressed=False)
         raise ChecksumError(f"{source.file_name} does not match its checksum: {source.checksum_url} says "
                             f"{expected}, the download is {digest}; the download was deleted")
-    if transfer.decode_error:
+    if decode_error := transfer.finish_decoding():
         transfer.discard(keep_compressed=False)
-        raise DownloadError(f"{source.url} matches its checksum but does not decompress: {transfer.decode_error}")
+        raise DownloadError(f"{source.url} matches its checksum but does not decompress: {decode_error}")
     transfer.close()
     final = layout.image(expected, source.file_name)
     final.parent.mkdir(parents=True, exist_ok=True)
