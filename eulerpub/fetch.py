@@ -1,8 +1,9 @@
 """Fetch an official openEuler base image: verified, decompressed while streaming, cached by digest, resumable.
 
-The published `.qcow2.xz` is hashed and decompressed as its bytes arrive, so the image is read from the
-network once and never re-read from disk. The compressed bytes are also kept in the cache's partial area
-while the download runs: that is what makes a resume correct. An xz decoder's state cannot be saved, so a
+The published `.qcow2.xz` is hashed and decompressed as its bytes arrive (the decoder runs on a worker
+thread, so decoding overlaps the network), and the image is read from the network once, never re-read.
+The compressed bytes are also kept in the cache's partial area while the download runs: that is what makes
+a resume correct. An xz decoder's state cannot be saved, so a
 download resumed in a later run first replays the kept compressed prefix through a fresh hasher and a fresh
 decoder (a local, CPU-only pass), then continues from the network with an HTTP Range request. Within one
 run, a dropped connection needs no replay: the live hasher and decoder simply carry on.
@@ -533,7 +534,9 @@ def _verify_and_store(transfer: Transfer, source: ImageSource, expected: str, la
     if digest != expected:
         transfer.discard(keep_compressed=False)
         raise ChecksumError(f"{source.file_name} does not match its checksum: {source.checksum_url} says "
-                            f"{expected}, the download is {digest}; the download was deleted")
+                            f"{expected}, the download is {digest}; the download was deleted",
+                            hint="re-run to download it again; if it fails the same way, the mirror's copy is bad: "
+                                 "try another --mirror")
     if decode_error := transfer.finish_decoding():
         transfer.discard(keep_compressed=False)
         raise DownloadError(f"{source.url} matches its checksum but does not decompress: {decode_error}")
