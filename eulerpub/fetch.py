@@ -558,7 +558,7 @@ def fetch_base(release: str, arch: str, mirror: str | None = None, *, cache_dir:
     source = catalog.image_source(release, arch, mirror)
     layout = CacheLayout(cache_dir or paths.cache_dir())
     if not refresh and (hit := find_cached(layout, source.url)):
-        log.info("using cached %s (%s)", hit.path, source.url)
+        log.info("using cached %s (verified when fetched)", hit.path.name)
         return hit
     with new_session() as session:
         expected = fetch_expected_digest(session, source)
@@ -568,5 +568,6 @@ def fetch_base(release: str, arch: str, mirror: str | None = None, *, cache_dir:
             if path is None:
                 path = download(session, source, expected, layout, progress=progress)
             record_in_index(layout, source.url, expected, source.file_name, path.stat().st_size)
-    log.info("%s %s (sha256 %s of the .xz verified)", "using cached" if from_cache else "fetched", path, expected)
+    log.info("%s %s (sha256 %s… of the .xz verified)", "using cached" if from_cache else "fetched", path.name,
+             expected[:16])
     return FetchedImage(path=path, sha256=expected, url=source.url, from_cache=from_cache)
