@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,11 @@ def test_releases_table_honours_the_mirror_environment(cli, monkeypatch):
     assert "https://env.example/openEuler-20.03-LTS/virtual_machine_img/aarch64/openEuler-20.03-LTS.aarch64.qcow2.xz" \
         in result.stdout
     assert len(lines) == 28
+
+
+def test_concurrent_fetches_of_one_image_download_it_once(published_image):
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        images = list(pool.map(lambda _: fetch_base(RELEASE, ARCH), range(2)))
+    assert len(image_gets(published_image.mirror)) == 1
+    assert images[0].path == images[1].path and sorted(i.from_cache for i in images) == [False, True]
+    assert_same_bytes(images[0].path, published_image.source)
