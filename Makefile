@@ -30,6 +30,9 @@ lint: venv
 	find elements scripts tests -type f \( -name '*.sh' -o -path '*.d/*' -o -path '*/bin/*' \) \
 	  ! -name '*.md' ! -name '*.rst' ! -name '*.yaml' ! -name '*.py' -print0 \
 	  | xargs -0 -r shellcheck -x
+	for d in elements tests/elements; do \
+	  ELEMENTS_DIR=$$d LIB_DIR=$$($(BIN)/python -c 'import diskimage_builder,os;print(os.path.dirname(diskimage_builder.__file__))')/lib \
+	    $(BIN)/dib-lint >/dev/null || { echo "dib-lint failed for $$d"; exit 1; }; done
 
 bench: venv  ## benchmarks against the obvious alternatives, printed as ratios
 	$(BIN)/python -m pytest tests/bench -s -p no:cacheprovider $(PYTEST_ARGS)

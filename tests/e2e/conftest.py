@@ -1,0 +1,40 @@
+"""End-to-end fixtures: the stand-in base image served from the local test mirror in the openEuler layout."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from eulerpub.catalog import image_path
+from tests.mirror import MirrorServer
+from tests.standin import STANDIN_ARCH, STANDIN_VERSION, ensure_standin, test_cache_dir
+
+
+@pytest.fixture(scope="session")
+def standin_dir() -> Path:
+    """The cached stand-in base image (built on first use, about 3 minutes)."""
+    return ensure_standin()
+
+
+@pytest.fixture(scope="session")
+def openeuler_mirror(standin_dir: Path, tmp_path_factory) -> Iterator[str]:
+    """The URL of a mirror serving openEuler-{VER}/virtual_machine_img/{ARCH}/ with the stand-in."""
+    root = tmp_path_factory.mktemp("mirror")
+    target = root / image_path(STANDIN_VERSION, STANDIN_ARCH)
+    target.parent.mkdir(parents=True)
+    os.symlink(standin_dir / target.name, target)
+    os.symlink(standin_dir / f"{target.name}.sha256sum", target.with_name(f"{target.name}.sha256sum"))
+    with MirrorServer(root) as server:
+        yield server.url
+
+
+@pytest.fixture
+def persistent_cache(monkeypatch) -> Path:
+    """Keep eulerpub's cache (downloads; DIB's image cache with its apt .deb cache) between e2e runs."""
+    cache = test_cache_dir() / "eulerpub-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("EULERPUB_CACHE_DIR", str(cache))
+    return cache

@@ -1,0 +1,142 @@
+"""End to end: stand-in base on a local mirror -> real `eulerpub build` -> inspect -> reuse -> boot test.
+
+Runs diskimage-builder for real (root, loop devices) and boots under QEMU (TCG here): about 10 minutes
+with warm caches (stand-in, apt .debs), 15 on a fresh machine. Select with `-m e2e`; skip with `-m "not e2e"`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from eulerpub.manifest import artifact_path, read_record, sha256_file
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.timeout(3600),
+    pytest.mark.skipif(os.geteuid() != 0, reason="diskimage-builder needs root (loop devices, mounts)"),
+]
+
+
+def build_args(mirror: str, output: Path) -> list[str]:
+    return ["build", "--profile", "hpc-standin", "--profiles-dir", str(REPO / "tests" / "profiles"),
+            "--elements-dir", str(REPO / "tests" / "elements"), "--mirror", mirror, "--output", str(output),
+            "--json"]
+
+
+@contextlib.contextmanager
+def mounted_root(raw: Path, mountpoint: Path) -> Iterator[Path]:
+    """Loop-mount the image's root filesystem (its last partition) read-only, without partition devices."""
+    table = json.loads(subprocess.run(["sfdisk", "-J", str(raw)], check=True, capture_output=True).stdout)
+    part = table["partitiontable"]["partitions"][-1]
+    sector = table["partitiontable"].get("sectorsize", 512)
+    loop = subprocess.run(["losetup", "-r", "-f", "--show", "-o", str(part["start"] * sector),
+                           "--sizelimit", str(part["size"] * sector), str(raw)],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    try:
+        subprocess.run(["mount", "-o", "ro,noload", loop, str(mountpoint)], check=True)
+        try:
+            yield mountpoint
+        finally:
+            subprocess.run(["umount", str(mountpoint)], check=True)
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=False)
+
+
+def first_directive(text: str, name: str) -> str | None:
+    for line in text.splitlines():
+        words = line.split()
+        if words and words[0].lower() == name.lower():
+            return words[1] if len(words) > 1 else ""
+    return None
+
+
+def inspect_image(root: Path) -> None:
+    shadow = (root / "etc/shadow").read_text().splitlines()
+    root_hash = next(line.split(":")[1] for line in shadow if line.startswith("root:"))
+    assert root_hash.startswith(("!", "*")), f"root is not locked: {root_hash[:3]}..."
+
+    sshd = (root / "etc/ssh/sshd_config").read_text()
+    assert first_directive(sshd, "PasswordAuthentication") == "no"
+    for drop_in in (root / "etc/ssh/sshd_config.d").glob("*.conf"):
+        assert first_directive(drop_in.read_text(), "PasswordAuthentication") in (None, "no"), drop_in
+    assert not list((root / "etc/ssh").glob("ssh_host_*")), "SSH host keys were left in the image"
+
+    assert (root / "etc/machine-id").stat().st_size == 0
+    resolv = root / "etc/resolv.conf"
+    if resolv.exists() and not resolv.is_symlink():
+        assert resolv.read_text() != Path("/etc/resolv.conf").read_text(), "the build host's resolv.conf leaked"
+
+    assert (root / "usr/bin/cloud-init").exists()
+    cloud_cfg = (root / "etc/cloud/cloud.cfg.d/50-eulerpub-cloud.cfg").read_text()
+    assert "name: openeuler" in cloud_cfg and "lock_passwd: true" in cloud_cfg and "ssh_pwauth: false" in cloud_cfg
+    assert "NoCloud" in (root / "etc/cloud/cloud.cfg.d/90-eulerpub-datasources.cfg").read_text()
+
+    assert not list((root / "var/cache/apt/archives").glob("*.deb")), "apt's package cache was left"
+    lists = [p for p in (root / "var/lib/apt/lists").iterdir() if p.is_file() and p.name != "lock"]
+    assert not lists, f"apt lists were left: {lists[:3]}"
+    assert not list((root / "var/lib/cloud").glob("instance*")), "cloud-init state was left"
+    assert not (root / "root/.bash_history").exists()
+
+    modules = root / "usr/share/modules/modulefiles/mpi"
+    assert {"openmpi", "mpich"} <= {p.name for p in modules.iterdir()}
+    assert "softlockup_panic=1" not in (root / "boot/grub/grub.cfg").read_text()
+    assert "console=ttyS0" in (root / "boot/grub/grub.cfg").read_text()
+
+
+def test_hpc_standin_build_inspect_reuse_boot(cli, openeuler_mirror, persistent_cache, tmp_path):
+    output = tmp_path / "builds"
+
+    first = cli(*build_args(openeuler_mirror, output))
+    assert first.exit_code == 0, first.stderr[-3000:]
+    built = json.loads(first.stdout)
+    assert built["status"] == "built"
+    record_path = Path(built["record"])
+    record = read_record(record_path)
+
+    # The record: inputs, base, every artifact's size and sha256 match the files.
+    assert record.profile == "hpc-standin" and record.release == "24.03-LTS-SP1" and record.arch == "x86_64"
+    assert record.base.url.startswith(openeuler_mirror)
+    assert {a.format for a in record.artifacts} == {"qcow2", "raw"}
+    for artifact in record.artifacts:
+        path = artifact_path(record_path, artifact)
+        assert path.stat().st_size == artifact.size
+        assert sha256_file(path) == artifact.sha256
+        assert artifact.virtual_size == 6 * 1024**3
+    for name in ("cloud-init", "openmpi-bin", "mpich", "gfortran", "environment-modules", "libhdf5-dev"):
+        assert any(p.startswith(f"{name}-") for p in record.packages), f"{name} is not in the package list"
+    assert "mpi" in record.checks
+    assert not list(output.glob("*.partial")), "a partial build directory was left behind"
+
+    # An inspection of the image itself.
+    raw = artifact_path(record_path, record.artifact("raw"))
+    with mounted_root(raw, tmp_path / "root") as root:
+        inspect_image(root)
+
+    # Same inputs: no DIB run, the same record and log, reported as reused.
+    record_bytes = record_path.read_bytes()
+    log_path = record_path.parent / "build.log"
+    log_stat = log_path.stat()
+    second = cli(*build_args(openeuler_mirror, output))
+    assert second.exit_code == 0, second.stderr[-3000:]
+    reused = json.loads(second.stdout)
+    assert reused["status"] == "reused" and reused["build_id"] == record.build_id
+    assert record_path.read_bytes() == record_bytes
+    assert log_path.stat().st_mtime_ns == log_stat.st_mtime_ns and log_path.stat().st_size == log_stat.st_size
+
+    # Boot it: cloud-init, growroot and an MPI hello world on 2 ranks (Open MPI and MPICH).
+    tested = cli("test", str(record_path), "--json")
+    report = json.loads(tested.stdout)
+    failed = {c["name"]: c["detail"] for c in report["checks"] if not c["passed"]}
+    assert tested.exit_code == 0 and not failed, f"{failed}; console: {report.get('console_log')}"
+    assert {c["name"] for c in report["checks"]} == {"booted", "cloud-init", "growroot", "mpi"}
