@@ -40,7 +40,7 @@ ROOT=$WORK/root
 
 echo "standin: debootstrap $SUITE ($DEB_ARCH) from $MIRROR"
 debootstrap --arch="$DEB_ARCH" --variant=minbase \
-    --include=linux-image-"$DEB_ARCH",initramfs-tools,systemd-sysv,udev,kmod,dbus,ifupdown,isc-dhcp-client,iproute2,openssh-server,sudo,ca-certificates,e2fsprogs,gnupg,procps,less \
+    --include=linux-image-"$DEB_ARCH",initramfs-tools,systemd-sysv,udev,kmod,dbus,ifupdown,isc-dhcp-client,iproute2,openssh-server,sudo,ca-certificates,e2fsprogs,gnupg,procps,less,locales \
     "$SUITE" "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 || {
     tail -40 "$WORK/debootstrap.log" >&2
     exit 1
@@ -55,7 +55,10 @@ deb $MIRROR $SUITE-updates main
 deb $SECURITY_MIRROR $SUITE-security main
 SOURCES
 echo "openeuler-standin" >"$ROOT/etc/hostname"
-printf 'auto lo\niface lo inet loopback\n' >"$ROOT/etc/network/interfaces"
+printf 'source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n' >"$ROOT/etc/network/interfaces"
+# Like the official image's kernel command line (the hpc profile must drop the panic options).
+printf 'GRUB_CMDLINE_LINUX="console=tty1 console=ttyS0 oops=panic softlockup_panic=1 panic=3"\n' \
+    >"$ROOT/etc/default/grub"
 chroot "$ROOT" apt-get clean
 rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/log/*.log
 
