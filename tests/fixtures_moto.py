@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import re
 import socket
 import subprocess
@@ -177,6 +178,11 @@ def _ebs_action(method: str, path: str) -> str:
     return method
 
 
+def _amz_headers(environ: dict[str, Any]) -> dict[str, str]:
+    """x-amz-* request headers, named as on the wire (x-amz-checksum-sha256)."""
+    return {k[5:].lower().replace("_", "-"): v for k, v in environ.items() if k.startswith("HTTP_X_AMZ_")}
+
+
 def _describe(environ: dict[str, Any], body: bytes) -> Recorded:
     auth = environ.get("HTTP_AUTHORIZATION", "")
     match = _CREDENTIAL.search(auth)
@@ -187,10 +193,10 @@ def _describe(environ: dict[str, Any], body: bytes) -> Recorded:
     if service == "s3":
         action = _s3_action(method, path, query)
         params = {k: v[0] for k, v in query.items()}
-        params.update({k[5:].lower(): v for k, v in environ.items() if k.startswith("HTTP_X_AMZ_")})
+        params.update(_amz_headers(environ))
     elif service == "ebs":
         action = _ebs_action(method, path)
-        params = {k[5:].lower(): v for k, v in environ.items() if k.startswith("HTTP_X_AMZ_")}
+        params = _amz_headers(environ)
         if body and action != "PutSnapshotBlock":
             with contextlib.suppress(ValueError):
                 params.update(json.loads(body))
@@ -266,6 +272,13 @@ class Recorder:
             status, code = FAULT_RESPONSES[fault.kind].get(rec.service, (500, "InternalError"))
             rec.status = status
             status_line, headers, payload = _error_response(rec, status, code, fault.message)
+            start_response(status_line, [*headers, ("Content-Length", str(len(payload)))])
+            return [payload]
+        expected = rec.params.get("x-amz-checksum-sha256") if rec.action == "UploadPart" else None
+        if expected and base64.b64encode(hashlib.sha256(body).digest()).decode() != expected:
+            rec.status = 400  # S3 checks ChecksumSHA256; moto does not
+            status_line, headers, payload = _error_response(rec, 400, "BadDigest", "The SHA256 you specified did "
+                                                            "not match the calculated checksum.")
             start_response(status_line, [*headers, ("Content-Length", str(len(payload)))])
             return [payload]
         environ["wsgi.input"] = io.BytesIO(body)
@@ -552,6 +565,7 @@ def snapshot_blocks(region: str, snapshot_id: str) -> dict[int, bytes]:
 def moto_server() -> Iterator[MotoHarness]:
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request drowns the test logs
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
