@@ -81,6 +81,7 @@ class Fault:
     times: int | None = None  # None: every matching request, forever
     every: int = 1  # 3: only every third matching request (a share of calls)
     delay: float = 0.0
+    serial: bool = False  # with kind=delay: one matching request at a time, so parallel clients are slowed too
     message: str = "injected failure"
     seen: int = 0
     fired: int = 0
@@ -237,6 +238,7 @@ class Recorder:
     def __init__(self, app: Any, harness: MotoHarness) -> None:
         self.app = app
         self.harness = harness
+        self._serial = threading.Lock()
 
     def _fault_for(self, rec: Recorded) -> Fault | None:
         with self.harness.lock:
@@ -259,7 +261,11 @@ class Recorder:
             self.harness.requests.append(rec)
         fault = self._fault_for(rec) if rec.service else None
         if fault is not None and fault.kind == "delay":
-            time.sleep(fault.delay)
+            if fault.serial:
+                with self._serial:
+                    time.sleep(fault.delay)
+            else:
+                time.sleep(fault.delay)
         elif fault is not None and fault.kind == "drop":
             rec.status = -1
             sock = environ.get("werkzeug.socket")
