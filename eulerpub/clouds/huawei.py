@@ -303,11 +303,13 @@ class HuaweiAdapter:
                 return images
             marker = page[-1].id
 
-    def find_image(self, region: str, build_id: str) -> ImageRef | None:
+    def _this_build(self, region: str, build_id: str) -> list[ImageRef]:
         """By the build-id tag; then by the description marker, for a copy whose tags were not carried over."""
         tagged = self._list(region, tag=tag_filter(TAG_BUILD_ID, build_id))
-        candidates = tagged or [i for i in self._list(region) if i.build_id == build_id]
-        usable = [i for i in candidates if i.state != "failed"]
+        return tagged or [i for i in self._list(region) if i.build_id == build_id]
+
+    def find_image(self, region: str, build_id: str) -> ImageRef | None:
+        usable = [i for i in self._this_build(region, build_id) if i.state != "failed"]
         return max(usable, key=lambda i: (i.state == "available", i.created), default=None)
 
     def list_images(self, region: str, *, name: str | None = None, profile: str | None = None) -> list[ImageRef]:
@@ -357,7 +359,7 @@ class HuaweiAdapter:
 
     def _remove_failed(self, region: str, build_id: str) -> None:
         """Delete this build's failed (killed) images, so a retried import leaves one image behind."""
-        for image in self._list(region, tag=tag_filter(TAG_BUILD_ID, build_id)):
+        for image in self._this_build(region, build_id):
             if image.state == "failed":
                 log.info("%s/%s: deleting failed image %s of an earlier attempt", CLOUD, region, image.image_id)
                 self.delete_image(region, image.image_id)
@@ -406,6 +408,7 @@ class HuaweiAdapter:
     def copy_image(self, spec: PublishSpec, source: ImageRef, region: str, token: str) -> str:
         """copy_image_cross_region from the source region; the handle is "job:<id>" (the job lives in the source
         region). No client token (`token` is unused): the core's find_image in `region` comes first."""
+        self._remove_failed(region, spec.identity.build_id)
         body = CopyImageCrossRegionRequestBody(name=spec.name, region=region, project_name=region,
                                                description=sdkutil.describe(spec, DESCRIPTION_MAX))
         request = CopyImageCrossRegionRequest(image_id=source.image_id, body=body)
