@@ -5,6 +5,8 @@ Run with `make bench`. Prints times and ratios; asserts only that every contesta
 Contestants (each from a cold cache, rounds interleaved, median reported):
 - eulerpub:    `eulerpub fetch` as a user runs it (a new process): download, hash, keep the .xz partial,
                decompress, verify, move into the cache.
+- fetch_base:  the same work through `eulerpub.fetch.fetch_base` in a bare `python -c`, i.e. without the
+               CLI's start-up (which imports every verb): what the fetch code itself costs.
 - curl+verify: `curl URL | tee x.xz | xz -dc > x.qcow2; sha256sum x.xz` — one download, decompressed while
                streaming, the digest as a separate pass: the honest equivalent of what eulerpub does.
 - curl bare:   `curl URL | xz -dc > x.qcow2` — no verification at all: the lower bound.
@@ -43,6 +45,13 @@ def run_eulerpub(mirror: MirrorServer, work: Path) -> tuple[float, Path]:
     return seconds, Path(json.loads(out)["path"])
 
 
+def run_fetch_base(mirror: MirrorServer, work: Path) -> tuple[float, Path]:
+    code = ("import sys; from pathlib import Path; from eulerpub.fetch import fetch_base; "
+            f"print(fetch_base({RELEASE!r}, {ARCH!r}, {mirror.url!r}, cache_dir=Path(sys.argv[1])).path)")
+    seconds, out = _timed([sys.executable, "-c", code, str(work / "cache")])
+    return seconds, Path(out.strip())
+
+
 def run_curl_verify(url: str, work: Path) -> tuple[float, Path]:
     script = f'curl -sf "{url}" | tee "{work}/x.xz" | xz -dc > "{work}/x.qcow2" && sha256sum "{work}/x.xz"'
     seconds, _ = _timed(["bash", "-o", "pipefail", "-c", script])
@@ -59,7 +68,8 @@ def test_fetch_against_curl_and_xz(tmp_path):
     source = make_qcow2_like(tmp_path / "image.qcow2", IMAGE_MIB << 20, seed=1)
     published = publish_image(tmp_path / "mirror", RELEASE, ARCH, source)
     expected = sha256_file(source)
-    contestants = {"eulerpub": run_eulerpub, "curl+verify": run_curl_verify, "curl bare": run_curl_bare}
+    contestants = {"eulerpub": run_eulerpub, "fetch_base": run_fetch_base, "curl+verify": run_curl_verify,
+                   "curl bare": run_curl_bare}
     times: dict[str, list[float]] = {name: [] for name in contestants}
     with MirrorServer(tmp_path / "mirror") as mirror:
         url = mirror.url + published.url_path
@@ -67,7 +77,7 @@ def test_fetch_against_curl_and_xz(tmp_path):
             for name, contestant in contestants.items():
                 work = tmp_path / f"{name.replace(' ', '_').replace('+', '_')}-{round_number}"
                 work.mkdir()
-                seconds, output = contestant(mirror if name == "eulerpub" else url, work)
+                seconds, output = contestant(url if name.startswith("curl") else mirror, work)
                 assert sha256_file(output) == expected, f"{name} produced the wrong bytes"
                 times[name].append(seconds)
                 shutil.rmtree(work)
@@ -81,5 +91,7 @@ def _report(times: dict[str, list[float]], xz_bytes: int, image_bytes: int) -> N
     for name, seconds in median.items():
         print(f"  {name:<12} {seconds:7.2f} s  {image_bytes / seconds / (1 << 20):7.1f} MiB/s out  "
               f"runs: {', '.join(f'{s:.2f}' for s in times[name])}")
-    print(f"  ratio eulerpub / curl+verify = {median['eulerpub'] / median['curl+verify']:.2f}")
-    print(f"  ratio eulerpub / curl bare   = {median['eulerpub'] / median['curl bare']:.2f}\n")
+    for ours in ("eulerpub", "fetch_base"):
+        for theirs in ("curl+verify", "curl bare"):
+            print(f"  ratio {ours} / {theirs}: {median[ours] / median[theirs]:.2f}")
+    print()
