@@ -345,6 +345,18 @@ class TencentAdapter:
         self._staging_area().discard(spec, upload)
 
     def delete_image(self, region: str, image_id: str) -> None:
+        """Cancel its sharing first (CVM refuses to delete a shared image), then DeleteImages with its snapshots.
+        An image already gone is fine."""
+        shared = ERRORS.call_or_none(region, "DescribeImageSharePermission",
+                                     self._client(region).DescribeImageSharePermission,
+                                     _request(models.DescribeImageSharePermissionRequest, ImageId=image_id),
+                                     resource_id=image_id)
+        if shared is None:
+            return
+        accounts = [p.AccountId for p in shared.SharePermissionSet or []]
+        if accounts:
+            self._call(region, "ModifyImageSharePermission", image_id, ImageId=image_id, AccountIds=accounts,
+                       Permission="CANCEL")
         request = _request(models.DeleteImagesRequest, ImageIds=[image_id], DeleteBindedSnap=True)
         ERRORS.call_or_none(region, "DeleteImages", self._client(region).DeleteImages, request,
                             resource_id=image_id)

@@ -83,10 +83,11 @@ class Harness:
     def source(self) -> str:
         return self.regions[0]
 
-    def args(self, image: Path, *extra: str, arch: str = "x86_64") -> list[str]:
+    def args(self, image: Path, *extra: str, arch: str = "x86_64", share: bool = True) -> list[str]:
         copies = [a for region in self.regions[1:] for a in ("--copy-to", region)]
+        shares = ["--share", self.share] if share else []
         return ["publish", "--cloud", self.cloud, "--image", str(image), "--arch", arch, "--release", RELEASE,
-                "--region", self.source, *copies, "--share", self.share, "--bucket", self.bucket,
+                "--region", self.source, *copies, *shares, "--bucket", self.bucket,
                 "--build-dir", "build", "--wait-timeout", WAIT_TIMEOUT_MINUTES, "--json", *extra]
 
     def images(self, region: str) -> list[Any]:

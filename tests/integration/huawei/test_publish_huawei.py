@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from eulerpub.clouds import get_adapter
 from tests.integration.sdkclouds import RELEASE, report, rows
 from tests.integration.sdkclouds_scenarios import (  # noqa: F401  (the shared scenarios run for Huawei here)
     test_failed_and_stuck_copies_fail_alone_and_a_rerun_finishes_only_them,
@@ -86,3 +87,18 @@ def test_a_missing_project_id_is_named_before_anything_is_created(harness, cli, 
     assert result.exit_code == 2
     assert "HUAWEICLOUD_SDK_PROJECT_ID_CN_SOUTH_1" in result.stderr
     assert harness.creates() == 0
+
+
+def test_images_are_listed_found_and_deleted_idempotently(harness, cli, images):
+    result = cli(*harness.args(images["qcow2"], share=False))
+    assert result.exit_code == 0, result.stderr
+    adapter = get_adapter("huawei")
+    build_id = report(result.stdout)["build_id"]
+
+    for region, row in rows(result.stdout).items():
+        (listed,) = adapter.list_images(region, profile="custom")
+        assert (listed.image_id, listed.build_id, listed.state) == (row["image_id"], build_id, "available")
+        assert adapter.find_image(region, build_id) == listed
+        adapter.delete_image(region, row["image_id"])
+        adapter.delete_image(region, row["image_id"])  # already gone: fine
+        assert harness.images(region) == [] and adapter.find_image(region, build_id) is None

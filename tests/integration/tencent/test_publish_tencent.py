@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from eulerpub.clouds import get_adapter
 from tests.integration.sdkclouds import RELEASE, report, rows
 from tests.integration.sdkclouds_scenarios import (  # noqa: F401  (the shared scenarios run for Tencent here)
     test_failed_and_stuck_copies_fail_alone_and_a_rerun_finishes_only_them,
@@ -77,3 +78,29 @@ def test_a_failed_sync_leaves_no_failed_copy_behind_after_the_rerun(harness, cli
     assert result.exit_code == 0, result.stderr
     assert [i.state for i in harness.images(harness.regions[1])] == ["NORMAL"]
     assert len(harness.emulator.calls("DeleteImages")) == 1
+
+
+def test_delete_image_cancels_sharing_first_and_is_idempotent(harness, cli, images):
+    result = cli(*harness.args(images["qcow2"]))
+    assert result.exit_code == 0, result.stderr
+    adapter = get_adapter("tencent")
+
+    for region, row in rows(result.stdout).items():
+        adapter.delete_image(region, row["image_id"])
+        adapter.delete_image(region, row["image_id"])  # already gone: fine
+        assert harness.images(region) == []
+    assert [c.body["Permission"] for c in harness.emulator.calls("ModifyImageSharePermission")] == \
+        ["SHARE"] * 3 + ["CANCEL"] * 3
+
+
+def test_list_images_finds_synced_copies_by_their_description_marker(harness, cli, images):
+    result = cli(*harness.args(images["qcow2"]))
+    assert result.exit_code == 0, result.stderr
+    adapter = get_adapter("tencent")
+    build_id = report(result.stdout)["build_id"]
+
+    for region, row in rows(result.stdout).items():
+        (listed,) = adapter.list_images(region)
+        assert (listed.image_id, listed.build_id, listed.state) == (row["image_id"], build_id, "available")
+        assert adapter.find_image(region, build_id) == listed
+    assert harness.images(harness.regions[1])[0].tags == {}  # SyncImages copies no tags
