@@ -10,6 +10,7 @@ import typer
 
 from eulerpub import paths, ui
 from eulerpub.cli.options import BuildDir, DryRun, Json, Mirror, ProfilesDir, start
+from eulerpub.clouds.base import WaitParams
 from eulerpub.errors import EXIT_FAILED, UsageError
 from eulerpub.release import config as release_config
 from eulerpub.release import index as release_index
@@ -39,6 +40,11 @@ def command(
     merge_index: Annotated[list[Path] | None, typer.Option(
         "--merge-index", show_default=False, help="Instead of running cells: fold these index.json files (from "
         "parallel release jobs) into the one in --releases-dir; per cloud region the newer image wins.")] = None,
+    wait_minutes: Annotated[float, typer.Option("--wait-timeout", help="Minutes to wait for an import or a copy "
+                                                "before giving up on that cell (a re-run keeps waiting).")]
+    = WaitParams.timeout / 60,
+    poll_seconds: Annotated[float, typer.Option("--poll-interval", envvar="EULERPUB_POLL_INTERVAL", hidden=True,
+                                                help="Seconds between status polls.")] = WaitParams.interval,
     dry_run: DryRun = False,
     json_output: Json = False,
 ) -> None:
@@ -72,6 +78,7 @@ def command(
         return
 
     steps = wiring.default_steps(profiles, build_dir=output, mirror=mirror, build=not no_build,
+                                 wait=WaitParams(timeout=wait_minutes * 60, interval=poll_seconds),
                                  elements_dirs=paths.path_list_from_env("EULERPUB_ELEMENTS_PATH"))
     results = runner.run_cells(the_plan, steps, publish=not no_publish)
     index_path = releases_dir / release_index.INDEX_NAME

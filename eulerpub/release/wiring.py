@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from eulerpub.clouds import get_adapter
-from eulerpub.clouds.base import CloudAdapter
+from eulerpub.clouds.base import CloudAdapter, WaitParams
 from eulerpub.errors import UsageError
 from eulerpub.manifest import artifact_path, latest_record, write_json_atomic
 from eulerpub.profiles import Profile
@@ -29,6 +29,7 @@ class Publisher:
 
     profiles: Mapping[str, Profile]
     adapter_for: Callable[[str], CloudAdapter] = get_adapter
+    wait: WaitParams = field(default_factory=WaitParams)
 
     def __call__(self, cell: Cell, built: BuiltImage) -> PublishOutcome:
         defaults = self.profiles[cell.profile].cloud(cell.cloud)  # type: ignore[arg-type]
@@ -36,7 +37,7 @@ class Publisher:
                                                "share": list(cell.share), "public": cell.public,
                                                "bucket": cell.bucket})
         source = from_record(built.record_path, cell.cloud, defaults.format)
-        spec = make_spec(cell.cloud, source, PublishOptions(), defaults)
+        spec = make_spec(cell.cloud, source, PublishOptions(wait=self.wait), defaults)
         adapter = self.adapter_for(cell.cloud)
         result = publish(spec, adapter, JournalStore(source.journal_dir))
         images = []
@@ -137,7 +138,8 @@ def _passed_before(path: Path, build_id: str) -> bool:
 
 
 def default_steps(profiles: Mapping[str, Profile], *, build_dir: Path, mirror: str | None = None,
-                  elements_dirs: Sequence[Path] = (), build: bool = True) -> Steps:
+                  elements_dirs: Sequence[Path] = (), build: bool = True, wait: WaitParams | None = None
+                  ) -> Steps:
     """The real steps. Without `build`, only existing records under `build_dir` are used."""
     if build:
         builder = Builder(profiles, build_dir, mirror, tuple(elements_dirs))
@@ -145,4 +147,5 @@ def default_steps(profiles: Mapping[str, Profile], *, build_dir: Path, mirror: s
     else:
         existing = ExistingBuilds(build_dir)
         find, make = existing.find, existing.refuse
-    return Steps(find_build=find, build=make, boot_test=BootTester(profiles), publish=Publisher(profiles))
+    return Steps(find_build=find, build=make, boot_test=BootTester(profiles),
+                 publish=Publisher(profiles, wait=wait or WaitParams()))
