@@ -140,6 +140,11 @@ def test_two_cell_release_writes_the_index_and_a_re_run_creates_nothing(cli, clo
     assert tencent["artifact_sha256"] == shas["qcow2"]
     readme = (tmp_path / "releases" / "README.md").read_text()
     assert readme.count("| itest |") == 3
+    for cloud, region in (("aws", "eu-west-1"), ("tencent", "ap-guangzhou")):
+        listed = cli("images", "list", "--cloud", cloud, "--region", region, "--profile", "itest", "--json")
+        assert listed.exit_code == 0, listed.stderr
+        assert [(r["image_id"], r["current"], r["build_id"]) for r in json.loads(listed.stdout)] == [
+            (placed[cloud][region]["image_id"], True, record["build_id"])]
 
     images_before = {r: set(amis(r)) for r in ("us-east-1", "eu-west-1")}
     tencent_before = set(cvm.images)
