@@ -98,7 +98,9 @@ def command(
     copy_to: Annotated[list[str] | None, typer.Option("--copy-to", help="Also copy the image to this region "
                                                       "(repeatable); copies run in parallel.")] = None,
     share: Annotated[list[str] | None, typer.Option("--share", help="Account (AWS/Tencent) or project (Huawei) "
-                                                    "to share with, in every region (repeatable).")] = None,
+                                                    "to share with, in every region (repeatable); Huawei "
+                                                    "project ids are per region: REGION:PROJECT_ID shares in "
+                                                    "that region only.")] = None,
     public: Annotated[bool | None, typer.Option("--public/--private", help="Make the image public in every "
                                                 "region (checked first: quota, block-public-access).",
                                                 show_default=False)] = None,
@@ -148,7 +150,8 @@ def command(
     the run exits 1 with a per-region table, and a re-run finishes only what is missing.
 
     Credentials come from each cloud's standard environment only (AWS: boto3's chain; Huawei:
-    HUAWEICLOUD_SDK_AK/SK/PROJECT_ID; Tencent: TENCENTCLOUD_SECRET_ID/KEY), never from options.
+    HUAWEICLOUD_SDK_AK/SK and HUAWEICLOUD_SDK_PROJECT_ID_<REGION> (or HUAWEICLOUD_SDK_PROJECT_ID);
+    Tencent: TENCENTCLOUD_SECRET_ID/KEY), never from options.
 
     Examples:
 
