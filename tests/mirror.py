@@ -17,7 +17,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import lzma
-import os
 import random
 import re
 import shutil
@@ -332,7 +331,3 @@ class MirrorServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-
-def environment_for(mirror: MirrorServer) -> dict[str, str]:
-    """The environment that points eulerpub at this mirror (for subprocesses)."""
-    return {**os.environ, "EULERPUB_MIRROR": mirror.url}
