@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     except click_errors.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except (click_errors.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted; re-run the same command to resume", 130)
     except Exception as exc:  # a bug: say so in one line, show the traceback only when asked
         if _debug:
