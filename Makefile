@@ -33,6 +33,8 @@ lint: venv
 	for d in elements tests/elements; do \
 	  ELEMENTS_DIR=$$d LIB_DIR=$$($(BIN)/python -c 'import diskimage_builder,os;print(os.path.dirname(diskimage_builder.__file__))')/lib \
 	    $(BIN)/dib-lint >/dev/null || { echo "dib-lint failed for $$d"; exit 1; }; done
+	$(BIN)/actionlint .github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 bench: venv  ## benchmarks against the obvious alternatives, printed as ratios
 	$(BIN)/python -m pytest tests/bench -s -p no:cacheprovider $(PYTEST_ARGS)
