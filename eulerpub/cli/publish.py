@@ -94,7 +94,7 @@ def command(
     cloud: Annotated[str, typer.Option("--cloud", "-c", help=f"Where to publish: {', '.join(ADAPTERS)}.",
                                        show_default=False)],
     region: Annotated[str | None, typer.Option("--region", help="Region to import into (default: the profile's "
-                                               "first clouds.<cloud>.regions entry).")] = None,
+                                               "first clouds.CLOUD.regions entry).")] = None,
     copy_to: Annotated[list[str] | None, typer.Option("--copy-to", help="Also copy the image to this region "
                                                       "(repeatable); copies run in parallel.")] = None,
     share: Annotated[list[str] | None, typer.Option("--share", help="Account (AWS/Tencent) or project (Huawei) "
