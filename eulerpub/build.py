@@ -43,7 +43,6 @@ BUILD_LOGIC_VERSION = "1"
 BUILD_ID_LENGTH = 16  # hex digits of the input hash used as the build directory name
 MIN_FREE_BYTES = 20 * 1024**3  # chroot + raw image + conversions of a 12 GiB image, with margin
 PACKAGE_LIST = "eulerpub-packages.tsv"  # written by the cloud-image-root element's finalise.d
-LOCK_NAME = "dib-build.lock"
 
 
 @dataclass(frozen=True)
@@ -241,7 +240,7 @@ def run_build(plan: BuildPlan, *, force: bool = False,
                             "free some space or pick another --output")
     facts = hostenv.detect()
     started = time.monotonic()
-    with hostenv.build_lock(paths.cache_dir() / LOCK_NAME):
+    with hostenv.build_lock():
         hostenv.teardown_stale()
         _remove_tree(plan.partial_dir)
         plan.partial_dir.mkdir(parents=True)

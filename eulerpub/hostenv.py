@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -283,9 +284,20 @@ def dib_environment(facts: HostFacts, shim_root: Path, base_env: dict[str, str])
 
 # --- stale build teardown -------------------------------------------------------------------------
 
+def global_lock_path() -> Path:
+    """One lock per machine, whatever each build's cache directory: builds share the loop devices, the
+    kernel's mount table (which the stale-state teardown walks) and DIB's apt cache lock."""
+    run_lock = Path("/run/lock")
+    if run_lock.is_dir() and os.access(run_lock, os.W_OK):
+        return run_lock / "eulerpub-dib-build.lock"
+    return Path(tempfile.gettempdir()) / f"eulerpub-dib-build-{os.getuid()}.lock"
+
+
 @contextlib.contextmanager
-def build_lock(lock_path: Path) -> Iterator[None]:
-    """Hold the one-DIB-build-at-a-time lock (two builds collide on DIB's shared apt cache lock)."""
+def build_lock(lock_path: Path | None = None) -> Iterator[None]:
+    """Hold the one-DIB-build-at-a-time lock (two builds collide on DIB's shared apt cache lock, and the
+    stale-state teardown must never see a live build's mounts)."""
+    lock_path = lock_path or global_lock_path()
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as handle:
         try:
@@ -301,8 +313,9 @@ def build_lock(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def lock_held(lock_path: Path) -> bool:
+def lock_held(lock_path: Path | None = None) -> bool:
     """Whether another process holds the build lock right now."""
+    lock_path = lock_path or global_lock_path()
     if not lock_path.exists():
         return False
     with open(lock_path) as handle:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from eulerpub import dib, hostenv, paths, ui
-from eulerpub.build import LOCK_NAME, MIN_FREE_BYTES
+from eulerpub.build import MIN_FREE_BYTES
 from eulerpub.cli.options import Json, start
 
 OK, FALLBACK, MISSING = "ok", "fallback", "missing"
@@ -69,7 +69,7 @@ def diagnose(facts: hostenv.HostFacts) -> list[Finding]:
                          f"{free / 1024**3:.0f} GiB free for builds under {paths.DEFAULT_BUILD_DIR.resolve()}",
                          "" if free >= MIN_FREE_BYTES else f"a build needs {MIN_FREE_BYTES // 1024**3} GiB"))
     stale = hostenv.stale_mounts() + hostenv.stale_loops()
-    if stale and hostenv.lock_held(paths.cache_dir() / LOCK_NAME):
+    if stale and hostenv.lock_held():
         found.append(Finding("build running", OK, f"a build holds the build lock ({len(stale)} mounts/loops)"))
     elif stale:
         found.append(Finding("stale build state", FALLBACK, f"{len(stale)} mounts/loops left by a killed "

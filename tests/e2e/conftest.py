@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,10 +26,18 @@ def openeuler_mirror(standin_dir: Path, tmp_path_factory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("mirror")
     target = root / image_path(STANDIN_VERSION, STANDIN_ARCH)
     target.parent.mkdir(parents=True)
-    os.symlink(standin_dir / target.name, target)
-    os.symlink(standin_dir / f"{target.name}.sha256sum", target.with_name(f"{target.name}.sha256sum"))
+    for name in (target.name, f"{target.name}.sha256sum"):
+        _link_or_copy(standin_dir / name, target.with_name(name))
     with MirrorServer(root) as server:
         yield server.url
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    """The mirror serves regular files only (no symlinks): hard-link when possible, else copy."""
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
 
 
 @pytest.fixture

@@ -54,6 +54,7 @@ def fake_env(tmp_path, monkeypatch):
     monkeypatch.setattr(build, "_disk_image_create", lambda: str(exe))
     monkeypatch.setattr(build, "MIN_FREE_BYTES", 0)
     monkeypatch.setattr(hostenv, "teardown_stale", lambda *a, **k: [])
+    monkeypatch.setattr(hostenv, "global_lock_path", lambda: tmp_path / "build.lock")
     base = tmp_path / "base.qcow2"
     base.write_bytes(b"qcow2")
     fetcher = lambda release, arch, mirror=None: Fetched(base, "ab" * 32, f"{mirror}/x.qcow2.xz")  # noqa: E731
