@@ -9,14 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tests import fixtures_moto
-
-# The shared moto fixtures (tests/conftest.py may load tests.fixtures_moto for every package; this keeps the
-# package working on its own).
-moto_server = fixtures_moto.moto_server
-moto = fixtures_moto.moto
-aws_env = fixtures_moto.aws_env
-
 
 def pytest_collection_modifyitems(items):
     here = Path(__file__).parent

@@ -7,12 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import fixtures_moto
 from tests.emulators import ImsEmulator, Timing
 from tests.integration.sdkclouds import POLL_SECONDS, Harness, make_images, object_exists, s3
-
-moto_server = fixtures_moto.moto_server
-moto = fixtures_moto.moto
 
 REGIONS = ("cn-north-4", "cn-east-3", "cn-south-1")
 BUCKET = "eulerpub-images"

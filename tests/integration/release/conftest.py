@@ -6,12 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from tests import fixtures_moto
-
-moto_server = fixtures_moto.moto_server
-moto = fixtures_moto.moto
-aws_env = fixtures_moto.aws_env
-
 
 def pytest_collection_modifyitems(items):
     here = Path(__file__).parent

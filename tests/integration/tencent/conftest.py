@@ -8,12 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import fixtures_moto
 from tests.emulators import CvmEmulator, Timing
 from tests.integration.sdkclouds import POLL_SECONDS, Harness, make_images, object_exists, s3
-
-moto_server = fixtures_moto.moto_server
-moto = fixtures_moto.moto
 
 REGIONS = ("ap-guangzhou", "ap-shanghai", "ap-beijing")
 BUCKET = "eulerpub-1250000000"
