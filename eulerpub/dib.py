@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import shlex
+import signal
 import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from eulerpub.errors import ToolError, UsageError
 log = logging.getLogger(__name__)
 
 DIB_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "riscv64": "riscv64"}
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 LOG_TAIL_LINES = 30  # lines of DIB's log quoted in debug output when it fails
 _PHASE_RE = re.compile(r"Running hooks from \S*/(?P<phase>[a-z-]+)\.d\b"
                        r"|dib-run-parts Running \S*/(?P<phase2>[a-z-]+)\.d/(?P<script>\S+)")
@@ -120,7 +122,8 @@ def run(command: DibCommand, full_env: Mapping[str, str], log_path: Path,
         try:
             proc = subprocess.Popen(command.argv, env=dict(full_env), stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    text=True, errors="replace", bufsize=1, start_new_session=True)
+                                    text=True, errors="replace", bufsize=1, start_new_session=True,
+                                    preexec_fn=_die_with_parent)
         except FileNotFoundError as exc:
             raise ToolError(command.argv, 127) from exc
         assert proc.stdout is not None
@@ -144,10 +147,21 @@ def run(command: DibCommand, full_env: Mapping[str, str], log_path: Path,
         raise ToolError(command.argv, rc, log=str(log_path))
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when eulerpub dies (even by SIGKILL), so DIB's own traps unmount and
+    detach instead of an orphaned build holding mounts that the next build would have to tear down."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 def _stop(proc: subprocess.Popen[str]) -> None:
     """Interrupted: stop DIB's whole process group so its own cleanup traps run."""
     try:
-        os.killpg(proc.pid, 15)
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=120)
     except (ProcessLookupError, subprocess.TimeoutExpired):
         pass

@@ -356,18 +356,19 @@ def stale_loops(marker: str = DIB_TMP_MARKER) -> list[str]:
 def teardown_stale(marker: str = DIB_TMP_MARKER) -> list[str]:
     """Unmount and detach what a killed build left behind. Call only while holding the build lock.
 
-    Returns what was torn down (for the log); raises if a mount refuses to go.
+    Order matters: partition mounts first (deepest first), then the loop devices (their backing files
+    live on DIB's image tmpfs, which stays busy while they are attached), then what is left.
+    Returns what was torn down (for the log); raises if a mount refuses to go even lazily.
     """
     done: list[str] = []
+    loops = stale_loops(marker)  # read before unmounting: a lazily unmounted file loses its path
+    busy: list[str] = []
     for point in stale_mounts(marker):
-        result = subprocess.run(["umount", point], capture_output=True, check=False)
-        if result.returncode != 0:
-            result = subprocess.run(["umount", "-l", point], capture_output=True, check=False)
-        if result.returncode != 0:
-            raise EulerpubError(f"cannot unmount {point} left by an earlier build: "
-                                f"{result.stderr.decode(errors='replace').strip()}")
-        done.append(f"umount {point}")
-    for dev in stale_loops(marker):
+        if subprocess.run(["umount", point], capture_output=True, check=False).returncode == 0:
+            done.append(f"umount {point}")
+        else:
+            busy.append(point)
+    for dev in loops:
         base = Path(dev).name
         for link in Path("/dev/mapper").glob(f"{base}p*"):
             with contextlib.suppress(OSError):
@@ -375,6 +376,14 @@ def teardown_stale(marker: str = DIB_TMP_MARKER) -> list[str]:
         subprocess.run(["partx", "-d", dev], capture_output=True, check=False)
         subprocess.run(["losetup", "-d", dev], capture_output=True, check=False)
         done.append(f"losetup -d {dev}")
+    for point in busy:
+        result = subprocess.run(["umount", point], capture_output=True, check=False)
+        if result.returncode != 0:
+            result = subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+        if result.returncode != 0:
+            raise EulerpubError(f"cannot unmount {point} left by an earlier build: "
+                                f"{result.stderr.decode(errors='replace').strip()}")
+        done.append(f"umount {point}")
     for line in done:
         log.warning("cleaned up after an earlier build: %s", line)
     return done

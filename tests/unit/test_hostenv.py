@@ -104,3 +104,31 @@ def test_lock_held(tmp_path):
 def test_free_bytes_walks_up_to_an_existing_directory(tmp_path):
     assert hostenv.free_bytes(tmp_path / "not" / "yet") > 0
     assert isinstance(Path, type)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_teardown_unmounts_deepest_first_and_detaches_loops(tmp_path):
+    marker = f"eulerpub-unittest-{os.getpid()}"  # never the real marker: a live build may be running
+    outer = tmp_path / marker / "dib_build.x"
+    inner = outer / "mnt" / "proc"
+    outer.mkdir(parents=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(outer)]).returncode != 0:
+        pytest.skip("tmpfs cannot be mounted here")
+    inner.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(inner)], check=True)
+    disk = outer / "image0.raw"
+    disk.write_bytes(b"\0" * 1024 * 1024)
+    loop = subprocess.run(["losetup", "-f", "--show", str(disk)], capture_output=True, text=True)
+    try:
+        done = hostenv.teardown_stale(marker)
+        if loop.returncode == 0:  # the loop keeps its file's tmpfs busy: detached before that unmount
+            assert done == [f"umount {inner}", f"losetup -d {loop.stdout.strip()}", f"umount {outer}"]
+            assert not hostenv.stale_loops(marker)
+        else:
+            assert done == [f"umount {inner}", f"umount {outer}"]
+        assert not hostenv.stale_mounts(marker)
+    finally:
+        for point in (inner, outer):
+            subprocess.run(["umount", "-l", str(point)], capture_output=True)
+        if loop.returncode == 0:
+            subprocess.run(["losetup", "-d", loop.stdout.strip()], capture_output=True)
