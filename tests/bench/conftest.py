@@ -12,6 +12,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    if parent.session.isinitpath(file_path):
+        return None  # named on the command line: pytest collects it itself
     if file_path.name.startswith("bench_") and file_path.suffix == ".py" and _bench_requested(parent.config):
         return pytest.Module.from_parent(parent, path=file_path)
     return None
