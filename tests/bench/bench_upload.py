@@ -1,6 +1,7 @@
 """Uploads against the local moto server: eulerpub's S3 uploader vs boto3's upload_file, and EBS bytes sent.
 
-Prints ratios; asserts correctness only, never timing (the machine decides the numbers).
+Prints ratios; asserts correctness only, never timing (the machine decides the numbers). `aws_env` is the
+moto fixture from tests/fixtures_moto.py, loaded by tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -15,12 +16,6 @@ from eulerpub.clouds.base import Checkpoint
 from eulerpub.clouds.boto import make_client
 from eulerpub.clouds.ebs import BLOCK_SIZE, EbsUploader
 from eulerpub.manifest import sha256_file
-from tests import fixtures_moto
-
-# moto's server as AWS (the fixtures live in tests/fixtures_moto.py).
-moto_server = fixtures_moto.moto_server
-moto = fixtures_moto.moto
-aws_env = fixtures_moto.aws_env
 
 MiB = 1024 * 1024
 S3_FILE = 128 * MiB  # random bytes: incompressible, no shortcuts for either uploader
