@@ -16,7 +16,7 @@ sys.path.insert(0, str(REPO))  # so `tests.emulators` and friends import as pack
 # Fixture modules shared by several test packages. Loaded here, once: a package that re-exported
 # `fixtures_moto.moto_server` would get a second session server, and the two would patch moto's (process-wide)
 # response classes on top of each other, so one server's reset would leave the other's client tokens stale.
-pytest_plugins = ["tests.emulators.fixtures", "tests.fixtures_moto"]
+pytest_plugins = ["tests.emulators.fixtures", "tests.fixtures_moto", "tests.fixtures_mirror"]
 
 _LEAKY_PREFIXES = ("AWS_", "HUAWEICLOUD_", "TENCENTCLOUD_", "EULERPUB_")
 
