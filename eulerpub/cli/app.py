@@ -44,7 +44,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_debug = os.environ.get("EULERPUB_DEBUG", "") not in ("", "0")
+_debug = False  # set per invocation by --debug / EULERPUB_DEBUG
 
 
 def _version(value: bool) -> None:
@@ -61,7 +61,7 @@ def _global_options(
                                  help="Print the version and exit."),
 ) -> None:
     global _debug
-    _debug = _debug or debug
+    _debug = debug
     ui.setup_logging(_debug)
 
 
@@ -85,6 +85,8 @@ def _fail(message: str, code: int, hint: str | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    global _debug
+    _debug = os.environ.get("EULERPUB_DEBUG", "") not in ("", "0")  # until the options are parsed
     try:
         code = app(args=argv, standalone_mode=False)
     except EulerpubError as exc:
