@@ -275,8 +275,14 @@ def check_mpi(guest: Guest, _size: int) -> CheckResult:
         ranks = sorted(line for line in result.stdout.splitlines() if line.startswith("hello from rank"))
         ok = result.returncode == 0 and ranks == ["hello from rank 0 of 2", "hello from rank 1 of 2"]
         passed = passed and ok
-        details.append(f"{mpi}: {'2 ranks answered' if ok else (result.stdout + result.stderr).strip()[-300:]}")
+        details.append(f"{mpi}: {'2 ranks answered' if ok else _excerpt(result.stdout + result.stderr)}")
     return CheckResult("mpi", passed, "; ".join(details))
+
+
+def _excerpt(text: str, head: int = 400, tail: int = 200) -> str:
+    """The start of a failure (usually the cause) and its end, for one report line."""
+    text = text.strip()
+    return text if len(text) <= head + tail else f"{text[:head]} [...] {text[-tail:]}"
 
 
 def check_desktop(guest: Guest, _size: int) -> CheckResult:
