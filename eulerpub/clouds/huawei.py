@@ -33,6 +33,7 @@ from huaweicloudsdkims.v2 import (
     AddImageTagRequestBody,
     BatchAddMembersRequest,
     BatchAddMembersRequestBody,
+    BatchDeleteMembersRequest,
     CopyImageCrossRegionRequest,
     CopyImageCrossRegionRequestBody,
     CreateImageRequest,
@@ -65,6 +66,7 @@ from eulerpub.clouds.base import (
     ProgressCallback,
     PublishSpec,
     Upload,
+    WaitParams,
 )
 from eulerpub.clouds.wait import JobStatus, wait_for
 from eulerpub.errors import CredentialsError, UsageError
@@ -87,6 +89,8 @@ PROJECT_ID_FORMAT = re.compile(r"^[0-9a-f]{32}$")
 LIST_PAGE = 100  # list_images page size; a region holds at most 50 private images by default
 QUICK_IMPORT_FORMATS = ("raw",)  # import_image_quick takes RAW or ZVHD2; eulerpub builds RAW
 CONNECT_TIMEOUT, READ_TIMEOUT = 10, 60  # seconds; IMS answers every call in well under a second
+# Taking back a share before a delete is a metadata job IMS finishes in seconds: poll often, give up in minutes.
+UNSHARE_WAIT = WaitParams(timeout=10 * 60, interval=1.0)
 
 _STATES: dict[str, ImageState] = {"active": "available", "queued": "pending", "saving": "pending",
                                   "killed": "failed", "deleted": "failed"}
@@ -377,12 +381,12 @@ class HuaweiAdapter:
         percent = job_percent(getattr(entities, "process_percent", None)) if entities else None
         return JobStatus("running", percent, detail=job.status or "")
 
-    def _wait_job(self, spec: PublishSpec, region: str, job_id: str, what: str, progress: PercentCallback) -> str:
+    def _wait_job(self, wait: WaitParams, region: str, job_id: str, what: str, progress: PercentCallback) -> str:
         return wait_for(lambda: self._job(region, job_id), cloud=CLOUD, region=region, what=what,
-                        resource_id=job_id, params=spec.wait, progress=progress)
+                        resource_id=job_id, params=wait, progress=progress)
 
     def wait_import(self, spec: PublishSpec, task_id: str, progress: PercentCallback) -> Imported:
-        image_id = self._wait_job(spec, spec.source_region, task_id, "import", progress)
+        image_id = self._wait_job(spec.wait, spec.source_region, task_id, "import", progress)
         return Imported(image_id=image_id)
 
     def register(self, spec: PublishSpec, imported: Imported) -> ImageRef:
@@ -420,7 +424,8 @@ class HuaweiAdapter:
     def wait_image(self, spec: PublishSpec, region: str, handle: str, progress: PercentCallback) -> ImageRef:
         image_id = handle
         if handle.startswith("job:"):
-            image_id = self._wait_job(spec, spec.source_region, handle[4:], f"copy to {region}", progress)
+            image_id = self._wait_job(spec.wait, spec.source_region, handle[4:], f"copy to {region}",
+                                     progress)
         image = wait_for(lambda: self._image_status(region, image_id), cloud=CLOUD, region=region, what="image",
                          resource_id=image_id, params=spec.wait, progress=progress)
         return self._ensure_tags(spec, image)
@@ -448,13 +453,26 @@ class HuaweiAdapter:
             body = BatchAddMembersRequestBody(images=[image.image_id], projects=missing)
             job_id = self._call(image.region, "batch_add_members", BatchAddMembersRequest(body=body),
                                 image.image_id).job_id
-            self._wait_job(spec, image.region, job_id, "share", lambda _: None)
+            self._wait_job(spec.wait, image.region, job_id, "share", lambda _: None)
         return sorted(wanted)
 
     def discard_upload(self, spec: PublishSpec, upload: Upload) -> None:
         self._staging_area().discard(spec, upload)
 
     def delete_image(self, region: str, image_id: str) -> None:
+        """Take the image back from the projects it is shared with (IMS refuses to delete a shared image), then
+        delete it. An image already gone is fine."""
+        members = ERRORS.call_or_none(region, "glance_list_image_members",
+                                      self._client(region).glance_list_image_members,
+                                      GlanceListImageMembersRequest(image_id=image_id), resource_id=image_id)
+        if members is None:
+            return
+        projects = [m.member_id for m in members.members or []]
+        if projects:
+            body = BatchAddMembersRequestBody(images=[image_id], projects=projects)  # the SDK's body for both
+            job_id = self._call(region, "batch_delete_members", BatchDeleteMembersRequest(body=body), image_id).job_id
+            self._wait_job(UNSHARE_WAIT, region, job_id, "unshare", lambda _: None)
+            log.info("%s/%s: image %s is no longer shared with %s", CLOUD, region, image_id, ", ".join(projects))
         request = GlanceDeleteImageRequest(image_id=image_id, body=GlanceDeleteImageRequestBody(delete_backup=False))
         ERRORS.call_or_none(region, "glance_delete_image", self._client(region).glance_delete_image, request,
                             resource_id=image_id)

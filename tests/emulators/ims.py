@@ -150,6 +150,7 @@ _ROUTES = [  # method, path as the SDK sends it, action (SDK operation name), ha
     ("POST", r"/v1/cloudimages/(?P<image_id>[^/]+)/cross_region_copy", "CopyImageCrossRegion",
      "_copy_image_cross_region"),
     ("POST", r"/v1/cloudimages/members", "BatchAddMembers", "_batch_add_members"),
+    ("DELETE", r"/v1/cloudimages/members", "BatchDeleteMembers", "_batch_delete_members"),
     ("GET", r"/v1/cloudimages/os_version", "ListOsVersions", "_list_os_versions"),
     ("POST", r"/v2/(?P<project_id>[^/]+)/images/(?P<image_id>[^/]+)/tags", "AddImageTag", "_add_image_tag"),
 ]
@@ -470,7 +471,8 @@ class ImsEmulator:
         self.images[copy.id] = copy
         return 200, {"job_id": copy.job.id}
 
-    def _batch_add_members(self, ctx: _Ctx) -> tuple[int, dict]:
+    def _member_request(self, ctx: _Ctx) -> tuple[list[Image], list[str]]:
+        """The images and projects of a BatchAddMembers/BatchDeleteMembers body (the SDK sends the same body)."""
         body = ctx.body or {}
         if body.get("domains") or body.get("organizations"):
             raise _invalid("the emulator only shares with projects")
@@ -478,19 +480,34 @@ class ImsEmulator:
         if not image_ids or not projects:
             raise _invalid("images and projects must be non-empty lists")
         images = [self._own_image(ctx, image_id) for image_id in image_ids]
+        for project in projects:
+            if not _PROJECT_ID.match(project) or project == ctx.project:
+                raise _invalid(f"project {project!r} is not a valid project id to share with")
+        return images, projects
+
+    def _batch_add_members(self, ctx: _Ctx) -> tuple[int, dict]:
+        images, projects = self._member_request(ctx)
         for image in images:
             self._look_image(image)
             if image.status != "active":
                 raise _invalid(f"image {image.id} is {image.status}; only active images can be shared")
-        for project in projects:
-            if not _PROJECT_ID.match(project) or project == ctx.project:
-                raise _invalid(f"project {project!r} is not a valid project id to share with")
 
         def add_members(ok: bool) -> None:
             for image in images if ok else []:
                 image.members.update({project: "pending" for project in projects})
 
         job = self._new_job(ctx, "BatchAddMembers", "batchAddMembers", add_members)
+        return 200, {"job_id": job.id}
+
+    def _batch_delete_members(self, ctx: _Ctx) -> tuple[int, dict]:
+        images, projects = self._member_request(ctx)
+
+        def delete_members(ok: bool) -> None:
+            for image in images if ok else []:
+                for project in projects:
+                    image.members.pop(project, None)
+
+        job = self._new_job(ctx, "BatchDeleteMembers", "batchDeleteMembers", delete_members)
         return 200, {"job_id": job.id}
 
     def _list_os_versions(self, ctx: _Ctx) -> tuple[int, list]:

@@ -9,6 +9,7 @@ from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException, Ser
 from huaweicloudsdkims.v2 import (
     BatchAddMembersRequest,
     BatchAddMembersRequestBody,
+    BatchDeleteMembersRequest,
     CopyImageCrossRegionRequest,
     CopyImageCrossRegionRequestBody,
     CreateImageRequest,
@@ -167,6 +168,12 @@ def test_ims_copy_to_second_region_then_share_then_delete(ims_emulator):
         shanghai.glance_delete_image(GlanceDeleteImageRequest(image_id=copy_id))
     beijing.glance_delete_image(GlanceDeleteImageRequest(image_id=image_id))
     assert set(ims_emulator.images) == {copy_id}
+
+    unshare = shanghai.batch_delete_members(BatchDeleteMembersRequest(body=share))  # the SDK reuses the add body
+    assert _wait_job(shanghai, unshare.job_id)[-1] == "SUCCESS"
+    assert shanghai.glance_list_image_members(GlanceListImageMembersRequest(image_id=copy_id)).members == []
+    shanghai.glance_delete_image(GlanceDeleteImageRequest(image_id=copy_id))
+    assert ims_emulator.images == {}
 
 
 def test_ims_copy_to_a_stuck_region_never_finishes(ims_emulator):
