@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -14,6 +14,7 @@ from eulerpub.clouds import get_adapter
 from eulerpub.errors import EXIT_FAILED
 from eulerpub.release import cleanup
 from eulerpub.release import index as release_index
+from eulerpub.release.prune import ORPHAN_MIN_AGE
 
 
 def command(
@@ -24,6 +25,9 @@ def command(
     profile: ProfileFilter = None,
     bucket: Annotated[str | None, typer.Option("--bucket", help="Also look for orphaned uploads in this "
                                                "bucket.")] = None,
+    orphan_min_age: Annotated[float, typer.Option(
+        "--orphan-min-age", min=0, metavar="HOURS", help="Leave alone snapshots and uploads younger than this: "
+        "a publish still running owns them.")] = ORPHAN_MIN_AGE.total_seconds() / 3600,
     releases_dir: ReleasesDir = release_index.DEFAULT_RELEASES_DIR,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Really delete. Without it, only say what would "
                                       "go.")] = False,
@@ -31,7 +35,7 @@ def command(
 ) -> None:
     """Keep the newest N images per profile/release/arch in one region and delete the older ones with their
     snapshots; an image the release index marks as current is never deleted. Also finds orphans: snapshots
-    and uploaded objects tagged by eulerpub that no image uses (older than a day).
+    and uploaded objects (in `--bucket`) tagged by eulerpub that no image uses, older than `--orphan-min-age`.
 
     Dry run by default; `--yes` deletes. Example: `eulerpub prune --cloud aws --region us-east-1 --keep 2 --yes`
     """
@@ -40,7 +44,7 @@ def command(
     current = release_index.current_image_ids(release_index.read_index(releases_dir / release_index.INDEX_NAME),
                                               cloud, region)
     found = cleanup.survey(adapter, region, keep=keep, current=current, now=datetime.now(UTC), profile=profile,
-                           bucket=bucket)
+                           bucket=bucket, orphan_min_age=timedelta(hours=orphan_min_age))
     deletions = cleanup.carry_out(adapter, found) if yes else []
     if json_output:
         ui.emit_json(_as_json(found, deletions, yes))
@@ -59,8 +63,9 @@ def _as_json(found: cleanup.Survey, deletions: list[cleanup.Deletion], applied: 
         "cloud": found.cloud, "region": found.region, "applied": applied,
         "keep": images(found.plan.keep), "delete": images(found.plan.delete),
         "untouched": images(found.plan.untouched),
-        "orphans_searched": found.orphans_searched,
-        "orphans": [{"kind": o.kind, "id": o.id, "bucket": o.bucket, "created": o.created} for o in found.orphans],
+        "orphans": [{"kind": o.kind, "id": o.id, "bucket": o.bucket, "created": o.created, "build_id": o.build_id}
+                    for o in found.orphans],
+        "not_searched": list(found.not_searched),
         "deleted": [{"kind": d.kind, "id": d.id, "ok": d.ok, "error": d.error} for d in deletions],
     }
 
@@ -75,9 +80,10 @@ def _print(where: str, found: cleanup.Survey, deletions: list[cleanup.Deletion],
         snapshots = f" with {', '.join(d.image.snapshot_ids)}" if d.image.snapshot_ids else ""
         print(f"{verb:<13} {d.image.image_id}{snapshots}  {d.image.name}  ({d.reason})")
     for o in found.orphans:
-        print(f"{verb:<13} orphaned {o.kind} {o.id}" + (f" in {o.bucket}" if o.bucket else ""))
-    if not found.orphans_searched:
-        print(f"orphans: not searched (the {found.cloud} adapter cannot list snapshots and objects)")
+        where_from = f" in {o.bucket}" if o.bucket else ""
+        print(f"{verb:<13} orphaned {o.kind} {o.id}{where_from}  (build {o.build_id or '?'}, created {o.created})")
+    for what in found.not_searched:
+        print(f"orphans: not searched: {what}")
     failed = [d for d in deletions if not d.ok]
     for d in failed:
         print(f"failed        {d.kind} {d.id}: {d.error}")

@@ -2,6 +2,9 @@
 
 Credentials come from boto3's standard chain only; `AWS_ENDPOINT_URL` (and boto3's per-service variants)
 redirect every client, which is how the tests point it at moto.
+
+Prune's leftovers: EBS snapshots of this account tagged `managed-by=eulerpub` that no AMI of the account
+references, and the uploads (`--upload s3`) in the bucket it is given.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from botocore.exceptions import ClientError
 from eulerpub import retry
 from eulerpub.clouds import aws_vmimport, boto, diskfile, objectstore
 from eulerpub.clouds.base import (
+    MANAGED_BY,
     TAG_BUILD_ID,
     TAG_MANAGED_BY,
     TAG_PROFILE,
@@ -25,6 +29,8 @@ from eulerpub.clouds.base import (
     ImageRef,
     ImageState,
     Imported,
+    Leftover,
+    LeftoverKind,
     PercentCallback,
     ProgressCallback,
     PublishSpec,
@@ -78,6 +84,7 @@ def known_regions() -> set[str]:
 
 class AwsAdapter:
     name = CLOUD
+    leftover_kinds: tuple[LeftoverKind, ...] = ("snapshot", "object")
 
     def __init__(self) -> None:
         self.clients = boto.ClientCache(pool_size=32)
@@ -88,9 +95,8 @@ class AwsAdapter:
     def _call(self, region: str | None, operation: str, fn: Any, resource_id: str | None = None, **kw: Any) -> Any:
         return boto.call(CLOUD, region, operation, fn, resource_id, **kw)
 
-    def _store(self, spec: PublishSpec) -> tuple[Any, objectstore.StoreSettings]:
-        settings = objectstore.StoreSettings(cloud=CLOUD, region=spec.source_region)
-        return self.clients.get("s3", spec.source_region), settings
+    def _store(self, region: str) -> tuple[Any, objectstore.StoreSettings]:
+        return self.clients.get("s3", region), objectstore.StoreSettings(cloud=CLOUD, region=region)
 
     # -- preflight --------------------------------------------------------------------------------------
 
@@ -110,7 +116,7 @@ class AwsAdapter:
             if region not in enabled:
                 raise UsageError(f"region {region} is not enabled for this account; enable it or drop it")
         if spec.upload == "s3":
-            client, settings = self._store(spec)
+            client, settings = self._store(spec.source_region)
             assert spec.bucket  # make_spec demands one for s3
             objectstore.check_bucket(client, settings, spec.bucket)
             aws_vmimport.ensure_role(self.clients.get("iam", spec.source_region), spec.bucket)
@@ -145,7 +151,7 @@ class AwsAdapter:
 
     def list_images(self, region: str, *, name: str | None = None, profile: str | None = None) -> list[ImageRef]:
         filters = [{"Name": "name", "Values": [name]}] if name else [
-            {"Name": f"tag:{TAG_MANAGED_BY}", "Values": ["eulerpub"]}]
+            {"Name": f"tag:{TAG_MANAGED_BY}", "Values": [MANAGED_BY]}]
         if profile:
             filters.append({"Name": f"tag:{TAG_PROFILE}", "Values": [profile]})
         return self._describe(region, filters)
@@ -174,7 +180,7 @@ class AwsAdapter:
         path = diskfile.as_format(spec.image, target)  # type: ignore[arg-type]
         key = spec.object_key if path == spec.image.path else f"{spec.object_key}.{target}"
         sha256 = spec.image.sha256 if path == spec.image.path else sha256_file(path)
-        client, settings = self._store(spec)
+        client, settings = self._store(spec.source_region)
         assert spec.bucket
         stored = objectstore.upload_file(client, settings, spec.bucket, key, path, size=path.stat().st_size,
                                          sha256=sha256, checkpoint=checkpoint, progress=progress,
@@ -329,7 +335,7 @@ class AwsAdapter:
     def discard_upload(self, spec: PublishSpec, upload: Upload) -> None:
         if upload.kind != "object" or not upload.bucket:
             return
-        client, settings = self._store(spec)
+        client, settings = self._store(spec.source_region)
         objectstore.delete_object(client, settings, upload.bucket, upload.id)
         log.info("%s: deleted the uploaded object %s/%s", spec.source_region, upload.bucket, upload.id)
 
@@ -347,8 +353,47 @@ class AwsAdapter:
             snapshots = _image_ref(region, images[0]).snapshot_ids
             retry.call(ec2.deregister_image, ImageId=image_id)
             for snapshot_id in snapshots:
-                try:
-                    retry.call(ec2.delete_snapshot, SnapshotId=snapshot_id)
-                except ClientError as exc:
-                    if boto.error_code(exc) != "InvalidSnapshot.NotFound":
-                        raise
+                self._delete_snapshot(ec2, snapshot_id)
+
+    @staticmethod
+    def _delete_snapshot(ec2: Any, snapshot_id: str) -> None:
+        """Inside `boto.errors`: delete a snapshot; one already gone is fine."""
+        try:
+            retry.call(ec2.delete_snapshot, SnapshotId=snapshot_id)
+        except ClientError as exc:
+            if boto.error_code(exc) != "InvalidSnapshot.NotFound":
+                raise
+
+    # -- leftovers (prune) ------------------------------------------------------------------------------
+
+    def list_leftovers(self, region: str, *, bucket: str | None = None) -> list[Leftover]:
+        ec2 = self._ec2(region)
+        # Any AMI of the account counts, eulerpub's or not: a snapshot an image is made from is no orphan.
+        images = self._call(region, "describe_images", ec2.describe_images, Owners=["self"])["Images"]
+        used = {snapshot for image in images for snapshot in _image_ref(region, image).snapshot_ids}
+        found: list[Leftover] = []
+        token: dict[str, str] = {}
+        while True:
+            page = self._call(region, "describe_snapshots", ec2.describe_snapshots, OwnerIds=["self"],
+                              Filters=[{"Name": f"tag:{TAG_MANAGED_BY}", "Values": [MANAGED_BY]}], **token)
+            for snapshot in page["Snapshots"]:
+                # A pending snapshot is an upload or copy in flight (EBS cancels an abandoned one by itself).
+                if snapshot["SnapshotId"] in used or snapshot.get("State") == "pending":
+                    continue
+                found.append(Leftover("snapshot", snapshot["SnapshotId"], snapshot["StartTime"].isoformat(),
+                                      {t["Key"]: t["Value"] for t in snapshot.get("Tags", [])}))
+            if not page.get("NextToken"):
+                break
+            token = {"NextToken": page["NextToken"]}
+        if bucket:
+            client, settings = self._store(region)
+            found.extend(objectstore.list_leftovers(client, settings, bucket))
+        return found
+
+    def delete_leftover(self, region: str, leftover: Leftover) -> None:
+        if leftover.kind == "object":
+            client, settings = self._store(region)
+            objectstore.delete_object(client, settings, leftover.bucket or "", leftover.id)
+            return
+        with boto.errors(CLOUD, region, "delete_snapshot", leftover.id):
+            self._delete_snapshot(self._ec2(region), leftover.id)

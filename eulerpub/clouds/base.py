@@ -8,6 +8,8 @@ The pipeline the publish core runs with these methods, per build:
 
     source region:  find_image? ─► upload ─► start_import ─► wait_import ─► register ─► share ─► discard_upload
     each copy-to:   find_image? ─► copy_image ─► wait_image ─► share          (in parallel, one thread per region)
+
+and for prune: list_images ─► delete_image, list_leftovers ─► delete_leftover.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ TAG_RELEASE = "eulerpub:release"
 TAG_ARCH = "eulerpub:arch"
 TAG_MANAGED_BY = "managed-by"
 MANAGED_BY = "eulerpub"
+OBJECT_PREFIX = "eulerpub/"  # every uploaded object's key starts with this (see `PublishSpec.object_key`)
 
 ProgressCallback = Callable[[int], None]
 """`advance(n)`: n more bytes have been sent."""
@@ -38,6 +41,7 @@ PercentCallback = Callable[[int], None]
 ImageState = Literal["available", "pending", "failed"]
 BootMode = Literal["uefi", "legacy-bios", "uefi-preferred"]
 UploadMethod = Literal["ebs", "s3"]
+LeftoverKind = Literal["snapshot", "object"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,7 @@ class PublishSpec:
     @property
     def object_key(self) -> str:
         """Where the upload lives in object storage: one key per build and file, so re-runs find it."""
-        return f"eulerpub/{self.identity.build_id}/{self.image.path.name}"
+        return f"{OBJECT_PREFIX}{self.identity.build_id}/{self.image.path.name}"
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,22 @@ class ImageRef:
     snapshot_ids: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
     created: str = ""
+
+    @property
+    def build_id(self) -> str | None:
+        return self.tags.get(TAG_BUILD_ID)
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A snapshot or uploaded object in one region that eulerpub may have left behind, as `list_leftovers`
+    finds it: prune decides (`eulerpub.release.prune.find_orphans`) whether it is an orphan."""
+
+    kind: LeftoverKind
+    id: str  # snapshot id, or object key
+    created: str = ""  # ISO 8601, as the cloud reports it
+    tags: Mapping[str, str] = field(default_factory=dict)  # eulerpub's tags (an object's, from its metadata)
+    bucket: str | None = None  # objects only
 
     @property
     def build_id(self) -> str | None:
@@ -211,6 +231,7 @@ class CloudAdapter(Protocol):
     `eulerpub.retry`), `WaitTimeout` (a job is still running; a re-run picks it up)."""
 
     name: str
+    leftover_kinds: tuple[LeftoverKind, ...]  # what `list_leftovers` can find (objects only when given a bucket)
 
     def preflight(self, spec: PublishSpec) -> None:
         """Check, before anything is created or uploaded: credentials, that every region exists, bucket access,
@@ -280,6 +301,17 @@ class CloudAdapter(Protocol):
         ...
 
     def delete_image(self, region: str, image_id: str) -> None:
-        """Remove the image and the snapshots behind it (for prune, and a failed registration). Idempotent:
-        an image already gone is fine."""
+        """Remove the image and the snapshots behind it (for prune, and a failed registration), first taking
+        back any sharing that stops the cloud from deleting it. Idempotent: an image already gone is fine."""
+        ...
+
+    def list_leftovers(self, region: str, *, bucket: str | None = None) -> list[Leftover]:
+        """What prune judges for orphans: snapshots in `region` tagged `managed-by=eulerpub` that no image of
+        the account uses (where the cloud has snapshots of its own to list), and, with `bucket`, the objects
+        under `OBJECT_PREFIX` whose metadata says eulerpub uploaded them (`eulerpub.clouds.objectstore`).
+        Snapshots still being written are left out. Read-only; age and build are judged by prune."""
+        ...
+
+    def delete_leftover(self, region: str, leftover: Leftover) -> None:
+        """Delete one snapshot or object from `list_leftovers`. Idempotent: one already gone is fine."""
         ...

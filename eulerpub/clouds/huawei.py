@@ -10,6 +10,9 @@ or `EULERPUB_HUAWEI_OBS_ENDPOINT`.
 
 IMS has no client tokens: what makes each create call safe to repeat is the core's `find_image` (by the
 `eulerpub:build-id` tag, which IMS stores at creation) before it, and the job id kept in the journal.
+
+Prune's leftovers are the uploads in OBS only: an image IMS makes from a file keeps no snapshot of the
+account's own (no EVS snapshot to list or orphan).
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ from eulerpub.clouds.base import (
     ImageRef,
     ImageState,
     Imported,
+    Leftover,
+    LeftoverKind,
     PercentCallback,
     ProgressCallback,
     PublishSpec,
@@ -208,6 +213,7 @@ class HuaweiAdapter:
     """IMS private images imported from OBS. Clients are made per region on first use."""
 
     name = CLOUD
+    leftover_kinds: tuple[LeftoverKind, ...] = ("object",)
 
     def __init__(self) -> None:
         self._clients: dict[str, ImsClient] = {}
@@ -476,3 +482,9 @@ class HuaweiAdapter:
         request = GlanceDeleteImageRequest(image_id=image_id, body=GlanceDeleteImageRequestBody(delete_backup=False))
         ERRORS.call_or_none(region, "glance_delete_image", self._client(region).glance_delete_image, request,
                             resource_id=image_id)
+
+    def list_leftovers(self, region: str, *, bucket: str | None = None) -> list[Leftover]:
+        return self._staging_area().leftovers(region, bucket)
+
+    def delete_leftover(self, region: str, leftover: Leftover) -> None:
+        self._staging_area().delete_leftover(region, leftover)

@@ -5,6 +5,8 @@
 - The UploadId is saved in the caller's checkpoint (the publish journal) as soon as it exists, so a killed
   upload resumes: `list_parts` says which parts the store already holds and only the rest are sent.
 - An object already there with the same size and `sha256` metadata is not uploaded again.
+- The object carries eulerpub's tags as user metadata (every S3-compatible store keeps it), and as object tags
+  where the store takes them at creation (S3): `list_leftovers` recognises eulerpub's uploads by that metadata.
 - A permanent failure aborts the multipart upload; a transient one that outlasted the retries keeps it, so
   the next run resumes it.
 """
@@ -29,7 +31,17 @@ from botocore.exceptions import ClientError
 
 from eulerpub import retry
 from eulerpub.clouds import boto
-from eulerpub.clouds.base import Checkpoint, ProgressCallback
+from eulerpub.clouds.base import (
+    OBJECT_PREFIX,
+    TAG_ARCH,
+    TAG_BUILD_ID,
+    TAG_MANAGED_BY,
+    TAG_PROFILE,
+    TAG_RELEASE,
+    Checkpoint,
+    Leftover,
+    ProgressCallback,
+)
 from eulerpub.errors import CloudError, EulerpubError, UsageError
 
 log = logging.getLogger(__name__)
@@ -43,6 +55,9 @@ DEFAULT_WORKERS = 8  # parallel parts; beyond ~8 streams a single host rarely ge
 MEMORY_BUDGET = 512 * MiB  # parts in flight are held in memory: workers x part size stays under this
 SAVE_EVERY_PARTS = 16  # how often the parts-done count is written to the journal (list_parts is the truth)
 SHA256_METADATA = "sha256"  # x-amz-meta-sha256 on the object: lets a re-run skip an identical upload
+# eulerpub's own tags, kept as user metadata (x-amz-meta-eulerpub-build-id, ...): a header name cannot hold ':'.
+METADATA_TAGS = {tag: tag.replace(":", "-") for tag in (TAG_BUILD_ID, TAG_PROFILE, TAG_RELEASE, TAG_ARCH,
+                                                          TAG_MANAGED_BY)}
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,7 @@ class StoreSettings:
     addressing_style: Literal["auto", "virtual", "path"] = "auto"
     checksum_sha256: bool = True  # per-part ChecksumSHA256 (S3 validates it; OBS/COS do not support it)
     checksum_when_required: bool = False  # OBS/COS: don't send boto3's default CRC headers
+    object_tags: bool = True  # object tags at creation (S3); OBS/COS keep eulerpub's tags as metadata only
     credentials: boto.StaticCredentials | None = field(default=None, repr=False)  # None: AWS's chain
     workers: int = DEFAULT_WORKERS
 
@@ -81,6 +97,17 @@ def part_count(size: int, part_size: int) -> int:
 
 def b64_sha256(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def object_metadata(tags: Mapping[str, str]) -> dict[str, str]:
+    """The user metadata an upload carries for `tags`: eulerpub's own tags only (values are ASCII ids)."""
+    return {METADATA_TAGS[k]: v for k, v in tags.items() if k in METADATA_TAGS}
+
+
+def tags_from_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
+    """eulerpub's tags back from an object's user metadata (the store lower-cases the keys)."""
+    lowered = {k.lower(): v for k, v in metadata.items()}
+    return {tag: lowered[key] for tag, key in METADATA_TAGS.items() if key in lowered}
 
 
 @dataclass(frozen=True)
@@ -122,14 +149,8 @@ class Uploader:
 
     def find_complete(self) -> bool:
         """True if the object exists with this file's size and sha256."""
-        with self._errors("head_object"):
-            try:
-                head = retry.call(self.client.head_object, Bucket=self.bucket, Key=self.key)
-            except ClientError as exc:
-                if boto.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                    return False
-                raise
-        return (head.get("ContentLength") == self.size
+        head = head_object(self.client, self.settings, self.bucket, self.key)
+        return (head is not None and head.get("ContentLength") == self.size
                 and head.get("Metadata", {}).get(SHA256_METADATA) == self.sha256)
 
     def _parts_held(self, upload_id: str) -> dict[int, dict[str, Any]] | None:
@@ -163,11 +184,11 @@ class Uploader:
 
     def _start(self) -> str:
         extra: dict[str, str] = {"ChecksumAlgorithm": "SHA256"} if self.settings.checksum_sha256 else {}
-        if self.tags:
+        if self.tags and self.settings.object_tags:
             extra["Tagging"] = urlencode(self.tags)
+        metadata = {**object_metadata(self.tags), SHA256_METADATA: self.sha256}
         response = self._call("create_multipart_upload", self.client.create_multipart_upload, Bucket=self.bucket,
-                              Key=self.key, Metadata={SHA256_METADATA: self.sha256},
-                              ContentType="application/octet-stream", **extra)
+                              Key=self.key, Metadata=metadata, ContentType="application/octet-stream", **extra)
         upload_id = response["UploadId"]
         self.checkpoint.update(upload_id=upload_id, part_size=self.part_size, bucket=self.bucket, key=self.key,
                                parts_done=0)
@@ -263,8 +284,8 @@ class Uploader:
 def upload_file(client: Any, settings: StoreSettings, bucket: str, key: str, path: Path, *, size: int, sha256: str,
                 checkpoint: Checkpoint, progress: ProgressCallback, part_size: int | None = None,
                 tags: Mapping[str, str] | None = None) -> StoredObject:
-    """Upload `path` to `bucket`/`key` (resuming, or skipping when it is already there), tagged with `tags`
-    at creation where the store supports object tags; see `Uploader`."""
+    """Upload `path` to `bucket`/`key` (resuming, or skipping when it is already there), carrying eulerpub's
+    `tags` as metadata and all of `tags` as object tags where the store takes them; see `Uploader`."""
     return Uploader(client, settings, bucket, key, path, size=size, sha256=sha256, checkpoint=checkpoint,
                     progress=progress, part_size=part_size, tags=tags).run()
 
@@ -289,3 +310,33 @@ def delete_object(client: Any, settings: StoreSettings, bucket: str, key: str) -
     """Delete an object; one already gone is fine."""
     boto.call(settings.cloud, settings.region, "delete_object", client.delete_object, f"{bucket}/{key}",
               Bucket=bucket, Key=key)
+
+
+def head_object(client: Any, settings: StoreSettings, bucket: str, key: str) -> dict[str, Any] | None:
+    """The object's head (size, user metadata), or None when there is no such object."""
+    with boto.errors(settings.cloud, settings.region, "head_object", f"{bucket}/{key}"):
+        try:
+            return retry.call(client.head_object, Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if boto.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+
+def list_leftovers(client: Any, settings: StoreSettings, bucket: str) -> list[Leftover]:
+    """The objects under `OBJECT_PREFIX` in `bucket` whose metadata says eulerpub uploaded them (one
+    head_object each: listings carry no metadata). Objects without that metadata are not eulerpub's to judge."""
+    found: list[Leftover] = []
+    token: dict[str, str] = {}
+    while True:
+        page = boto.call(settings.cloud, settings.region, "list_objects_v2", client.list_objects_v2, bucket,
+                         Bucket=bucket, Prefix=OBJECT_PREFIX, **token)
+        for entry in page.get("Contents", []):
+            key = entry["Key"]
+            head = head_object(client, settings, bucket, key)
+            tags = tags_from_metadata(head.get("Metadata", {})) if head is not None else {}  # None: deleted since
+            if tags:
+                found.append(Leftover("object", key, entry["LastModified"].isoformat(), tags, bucket))
+        if not page.get("IsTruncated"):
+            return found
+        token = {"ContinuationToken": page["NextContinuationToken"]}

@@ -29,6 +29,7 @@ from eulerpub.clouds.base import (
     TAG_PROFILE,
     Checkpoint,
     ImageRef,
+    Leftover,
     ProgressCallback,
     PublishSpec,
     Upload,
@@ -215,7 +216,8 @@ class ObjectStaging:
     """The disk's temporary home in OBS or COS, written by the one S3-compatible uploader.
 
     `endpoint_template` has a `{region}` placeholder; `endpoint_variable` overrides it (full URL, http allowed
-    for tests). OBS and COS take no per-part SHA-256 and reject boto3's default CRC headers.
+    for tests). OBS and COS take no per-part SHA-256 and reject boto3's default CRC headers; eulerpub's tags go
+    on the object as metadata only.
     """
 
     cloud: str
@@ -235,7 +237,7 @@ class ObjectStaging:
             # The clouds' own endpoints want virtual-hosted buckets; an override (a test server, a proxy) is
             # left to botocore, which uses path style for an IP address.
             addressing_style="auto" if override else "virtual",
-            checksum_sha256=False, checksum_when_required=True, credentials=self.credentials)
+            checksum_sha256=False, checksum_when_required=True, object_tags=False, credentials=self.credentials)
 
     def client(self, region: str) -> Any:
         with self._lock:
@@ -251,7 +253,7 @@ class ObjectStaging:
         image = spec.image
         stored = objectstore.upload_file(self.client(region), self.settings(region), bucket, spec.object_key,
                                          image.path, size=image.size, sha256=image.sha256, checkpoint=checkpoint,
-                                         progress=progress)
+                                         progress=progress, tags=spec.all_tags)
         return Upload(kind="object", id=stored.key, bucket=stored.bucket, sent_bytes=stored.sent_bytes)
 
     def discard(self, spec: PublishSpec, upload: Upload) -> None:
@@ -260,6 +262,15 @@ class ObjectStaging:
         region = spec.source_region
         objectstore.delete_object(self.client(region), self.settings(region), upload.bucket, upload.id)
         log.info("%s/%s: deleted the uploaded object %s/%s", self.cloud, region, upload.bucket, upload.id)
+
+    def leftovers(self, region: str, bucket: str | None) -> list[Leftover]:
+        """eulerpub's uploads in `bucket` (none without a bucket): the adapter's `list_leftovers`."""
+        return objectstore.list_leftovers(self.client(region), self.settings(region), bucket) if bucket else []
+
+    def delete_leftover(self, region: str, leftover: Leftover) -> None:
+        if leftover.kind != "object" or not leftover.bucket:
+            raise UsageError(f"{self.cloud} lists no {leftover.kind}s to delete ({leftover.id})")
+        objectstore.delete_object(self.client(region), self.settings(region), leftover.bucket, leftover.id)
 
 
 def _bucket(spec: PublishSpec) -> str:

@@ -7,6 +7,9 @@ SDK's default, or `EULERPUB_TENCENT_CVM_ENDPOINT` (a full URL; `http://` allowed
 CVM takes no client tokens: each create call is made safe to repeat by the core's `find_image` just before it.
 Imported images carry eulerpub's tags (TagSpecification); SyncImages copies carry none, so every image also gets
 the build marker in its description, which SyncImages does copy, and `find_image` falls back to it.
+
+Prune's leftovers are the uploads in COS only. The CBS snapshots behind a custom image are CBS's API, not CVM's
+(DescribeSnapshots is not called, nor emulated); `delete_image` removes them with the image (DeleteBindedSnap).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from eulerpub.clouds.base import (
     ImageRef,
     ImageState,
     Imported,
+    Leftover,
+    LeftoverKind,
     PercentCallback,
     ProgressCallback,
     PublishSpec,
@@ -163,6 +168,7 @@ class TencentAdapter:
     """CVM custom images imported from COS. Clients are made per region on first use."""
 
     name = CLOUD
+    leftover_kinds: tuple[LeftoverKind, ...] = ("object",)
 
     def __init__(self) -> None:
         self._clients: dict[str, CvmClient] = {}
@@ -360,3 +366,9 @@ class TencentAdapter:
         request = _request(models.DeleteImagesRequest, ImageIds=[image_id], DeleteBindedSnap=True)
         ERRORS.call_or_none(region, "DeleteImages", self._client(region).DeleteImages, request,
                             resource_id=image_id)
+
+    def list_leftovers(self, region: str, *, bucket: str | None = None) -> list[Leftover]:
+        return self._staging_area().leftovers(region, bucket)
+
+    def delete_leftover(self, region: str, leftover: Leftover) -> None:
+        self._staging_area().delete_leftover(region, leftover)

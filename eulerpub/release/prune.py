@@ -9,12 +9,11 @@ An orphan is a snapshot or uploaded object tagged by eulerpub that no image uses
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
 
-from eulerpub.clouds.base import MANAGED_BY, TAG_ARCH, TAG_BUILD_ID, TAG_MANAGED_BY, TAG_PROFILE, TAG_RELEASE, ImageRef
+from eulerpub.clouds.base import MANAGED_BY, TAG_ARCH, TAG_MANAGED_BY, TAG_PROFILE, TAG_RELEASE, ImageRef, Leftover
 from eulerpub.release.index import parse_created
 
 # A publish that is still uploading or importing owns snapshots and objects with no image yet. The slowest
@@ -45,21 +44,6 @@ class PrunePlan:
     keep: tuple[Decision, ...] = ()
     delete: tuple[Decision, ...] = ()
     untouched: tuple[Decision, ...] = ()  # images prune cannot judge (missing tags, unreadable date, pending)
-
-
-@dataclass(frozen=True)
-class Leftover:
-    """A snapshot or uploaded object in one region, as an adapter lists it."""
-
-    kind: Literal["snapshot", "object"]
-    id: str  # snapshot id, or object key
-    created: str = ""
-    tags: Mapping[str, str] = field(default_factory=dict)
-    bucket: str | None = None  # objects only
-
-    @property
-    def build_id(self) -> str | None:
-        return self.tags.get(TAG_BUILD_ID)
 
 
 def series_of(image: ImageRef) -> Series | None:

@@ -11,6 +11,8 @@ from eulerpub.clouds.base import (
     Checkpoint,
     ImageRef,
     Imported,
+    Leftover,
+    LeftoverKind,
     PercentCallback,
     ProgressCallback,
     PublishSpec,
@@ -34,6 +36,7 @@ class FakeCloud:
     calls: Counter = field(default_factory=Counter)
     tokens: dict[str, str] = field(default_factory=dict)  # client token -> resource id
     shares: dict[str, set[str]] = field(default_factory=dict)  # image id -> grants
+    leftovers: list[Leftover] = field(default_factory=list)  # what list_leftovers finds, in every region
     parts_sent: int = 0
     # fault knobs
     fail_copy_to: set[str] = field(default_factory=set)
@@ -47,6 +50,7 @@ class FakeCloud:
 
 class FakeAdapter:
     name = "fake"
+    leftover_kinds: tuple[LeftoverKind, ...] = ("snapshot", "object")
 
     def __init__(self, cloud: FakeCloud) -> None:
         self.cloud = cloud
@@ -154,3 +158,11 @@ class FakeAdapter:
 
     def delete_image(self, region: str, image_id: str) -> None:
         self._region(region).pop(image_id, None)
+
+    def list_leftovers(self, region: str, *, bucket: str | None = None) -> list[Leftover]:
+        self._region(region)
+        return [o for o in self.cloud.leftovers if o.kind == "snapshot" or (bucket and o.bucket == bucket)]
+
+    def delete_leftover(self, region: str, leftover: Leftover) -> None:
+        self.cloud.calls["delete_leftover"] += 1
+        self.cloud.leftovers = [o for o in self.cloud.leftovers if o.id != leftover.id]

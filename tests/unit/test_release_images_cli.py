@@ -7,7 +7,7 @@ import json
 import pytest
 
 from eulerpub import clouds
-from eulerpub.clouds.base import BuildIdentity, ImageRef
+from eulerpub.clouds.base import BuildIdentity, ImageRef, Leftover
 from tests.unit.fake_cloud import FakeAdapter, FakeCloud
 
 REGION = "us-east-1"
@@ -52,7 +52,7 @@ def test_prune_is_a_dry_run_until_yes(cli, cloud, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert "would delete  img-1 with snap-1" in result.stdout
     assert "aws/us-east-1: 2 to delete; nothing was changed (pass --yes to delete)" in result.stdout
-    assert "orphans: not searched (the fake adapter cannot list snapshots and objects)" in result.stdout
+    assert "orphans: not searched: uploaded objects (pass --bucket to search the upload bucket)" in result.stdout
     assert len(cloud.images[REGION]) == 3
 
     write_index(tmp_path, "img-1")
@@ -62,6 +62,28 @@ def test_prune_is_a_dry_run_until_yes(cli, cloud, tmp_path):
     report = json.loads(applied.stdout)
     assert [d["id"] for d in report["deleted"]] == ["img-2"]
     assert sorted(cloud.images[REGION]) == ["img-1", "img-3"]  # the index's current image survives
+
+
+def test_prune_lists_orphans_in_the_dry_run_and_deletes_them_with_yes(cli, cloud, tmp_path):
+    tags = BuildIdentity("gone", "hpc", "24.03", "x86_64").tags()
+    cloud.leftovers = [Leftover("snapshot", "snap-lost", "2025-06-01T00:00:00+00:00", tags),
+                       Leftover("object", "eulerpub/gone/disk.raw", "2025-06-01T00:00:00+00:00", tags, "bkt")]
+    args = ("prune", "--cloud", "aws", "--region", REGION, "--keep", "3", "--bucket", "bkt", "--releases-dir",
+            tmp_path)
+    dry = cli(*args)
+    assert dry.exit_code == 0, dry.stderr
+    assert "would delete  orphaned snapshot snap-lost  (build gone, created 2025-06-01T00:00:00+00:00)" in dry.stdout
+    assert "would delete  orphaned object eulerpub/gone/disk.raw in bkt" in dry.stdout
+    assert "not searched" not in dry.stdout
+    assert "aws/us-east-1: 2 to delete" in dry.stdout and len(cloud.leftovers) == 2
+
+    applied = cli(*args, "--yes", "--json")
+    assert applied.exit_code == 0, applied.stderr
+    report = json.loads(applied.stdout)
+    assert [(o["kind"], o["id"], o["build_id"]) for o in report["orphans"]] == [
+        ("snapshot", "snap-lost", "gone"), ("object", "eulerpub/gone/disk.raw", "gone")]
+    assert [(d["kind"], d["ok"]) for d in report["deleted"]] == [("snapshot", True), ("object", True)]
+    assert cloud.leftovers == [] and len(cloud.images[REGION]) == 3
 
 
 def test_prune_refuses_keep_zero(cli, cloud):

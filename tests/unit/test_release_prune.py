@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from eulerpub.clouds.base import BuildIdentity, ImageRef
+from eulerpub.clouds.base import BuildIdentity, ImageRef, Leftover
 from eulerpub.release.index import parse_created
-from eulerpub.release.prune import Leftover, find_orphans, select
+from eulerpub.release.prune import find_orphans, select
 
 NOW = datetime(2025, 6, 10, tzinfo=UTC)
 

@@ -7,13 +7,12 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from eulerpub.clouds.base import BuildIdentity, ImageRef
+from eulerpub.clouds.base import BuildIdentity, ImageRef, Leftover
 from eulerpub.manifest import Artifact, BaseImage, BuildRecord, write_record
 from eulerpub.profiles import Profile
 from eulerpub.release.cleanup import carry_out, survey
 from eulerpub.release.matrix import BuildKey, Cell
 from eulerpub.release.plan import make_plan
-from eulerpub.release.prune import Leftover
 from eulerpub.release.runner import BootTest, BuiltImage, Status, Steps, run_cells
 from eulerpub.release.wiring import Publisher
 from tests.unit.fake_cloud import FakeAdapter, FakeCloud
@@ -74,21 +73,6 @@ def test_a_broken_copy_region_fails_its_cell_but_the_source_image_is_indexed(tmp
     assert [i.region for i in result.images] == ["us-east-1"]
 
 
-class LeftoverCloud(FakeAdapter):
-    """The in-memory cloud, plus the optional orphan listing."""
-
-    def __init__(self, cloud: FakeCloud, leftovers: list[Leftover]) -> None:
-        super().__init__(cloud)
-        self.leftovers = leftovers
-        self.deleted: list[str] = []
-
-    def list_leftovers(self, region: str, *, bucket: str | None = None) -> list[Leftover]:
-        return list(self.leftovers)
-
-    def delete_leftover(self, region: str, leftover: Leftover) -> None:
-        self.deleted.append(leftover.id)
-
-
 def seed(cloud: FakeCloud, day: int, *, arch: str = "x86_64") -> ImageRef:
     tags = BuildIdentity(f"b{day}{arch}", "min", "24.03", arch).tags()  # type: ignore[arg-type]
     image = ImageRef("fake", "us-east-1", f"img-{arch}-{day}", f"openEuler-24.03-{arch}-min-2025060{day}",
@@ -104,26 +88,46 @@ def test_prune_survey_then_carry_out_deletes_only_the_condemned(tmp_path):
     seed(cloud, 1, arch="aarch64")
     old = (NOW - timedelta(days=3)).isoformat()
     managed = BuildIdentity("gone", "min", "24.03", "x86_64").tags()
-    leftovers = [Leftover("snapshot", "snap-x86_64-1", old, managed),  # goes with its image, not an orphan
-                 Leftover("snapshot", "snap-x86_64-3", old, managed),  # used by the kept image
-                 Leftover("snapshot", "snap-lost", old, managed)]
-    adapter = LeftoverCloud(cloud, leftovers)
+    young = (NOW - timedelta(hours=1)).isoformat()
+    cloud.leftovers = [Leftover("snapshot", "snap-x86_64-1", old, managed),  # goes with its image, not an orphan
+                       Leftover("snapshot", "snap-x86_64-3", old, managed),  # used by the kept image
+                       Leftover("snapshot", "snap-lost", old, managed),
+                       Leftover("snapshot", "snap-in-flight", young, managed)]
+    adapter = FakeAdapter(cloud)
     found = survey(adapter, "us-east-1", keep=1, current={"img-x86_64-1"}, now=NOW)
     assert sorted(d.image.image_id for d in found.plan.delete) == ["img-x86_64-2"]
     assert [o.id for o in found.orphans] == ["snap-lost"]
-    assert found.orphans_searched
+    assert found.not_searched == ("uploaded objects (pass --bucket to search the upload bucket)",)
     done = carry_out(adapter, found)
     assert [(d.kind, d.id, d.ok) for d in done] == [("image", "img-x86_64-2", True), ("snapshot", "snap-lost", True)]
     assert sorted(cloud.images["us-east-1"]) == ["img-aarch64-1", "img-x86_64-1", "img-x86_64-3"]
-    assert adapter.deleted == ["snap-lost"]
+    assert [o.id for o in cloud.leftovers] == ["snap-x86_64-1", "snap-x86_64-3", "snap-in-flight"]
 
 
-def test_an_adapter_without_orphan_listing_is_reported_not_guessed():
+def test_a_younger_orphan_threshold_finds_the_young_leftover_too():
+    cloud = FakeCloud(regions=REGIONS)
+    managed = BuildIdentity("gone", "min", "24.03", "x86_64").tags()
+    cloud.leftovers = [Leftover("object", "eulerpub/gone/disk.raw", (NOW - timedelta(hours=1)).isoformat(),
+                                managed, "bkt")]
+    default = survey(FakeAdapter(cloud), "us-east-1", keep=1, current=set(), now=NOW, bucket="bkt")
+    assert default.orphans == () and default.not_searched == ()
+    eager = survey(FakeAdapter(cloud), "us-east-1", keep=1, current=set(), now=NOW, bucket="bkt",
+                   orphan_min_age=timedelta(0))
+    assert [o.id for o in eager.orphans] == ["eulerpub/gone/disk.raw"]
+
+
+def test_what_an_adapter_cannot_list_is_reported_not_guessed():
     cloud = FakeCloud(regions=REGIONS)
     for day in (1, 2):
         seed(cloud, day)
-    found = survey(FakeAdapter(cloud), "us-east-1", keep=1, current=set(), now=NOW)
-    assert not found.orphans_searched and found.orphans == ()
+
+    class ObjectsOnly(FakeAdapter):
+        leftover_kinds = ("object",)
+
+    found = survey(ObjectsOnly(cloud), "us-east-1", keep=1, current=set(), now=NOW)
+    assert found.orphans == ()
+    assert found.not_searched == ("snapshots (the fake adapter lists none)",
+                                  "uploaded objects (pass --bucket to search the upload bucket)")
     assert [d.image.image_id for d in found.plan.delete] == ["img-x86_64-1"]
 
 
