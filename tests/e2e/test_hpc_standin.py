@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,7 +98,9 @@ def inspect_image(root: Path) -> None:
 def test_hpc_standin_build_inspect_reuse_boot(cli, openeuler_mirror, persistent_cache, tmp_path):
     output = tmp_path / "builds"
 
+    started = time.monotonic()
     first = cli(*build_args(openeuler_mirror, output))
+    build_s = time.monotonic() - started
     assert first.exit_code == 0, first.stderr[-3000:]
     built = json.loads(first.stdout)
     assert built["status"] == "built"
@@ -127,7 +130,9 @@ def test_hpc_standin_build_inspect_reuse_boot(cli, openeuler_mirror, persistent_
     record_bytes = record_path.read_bytes()
     log_path = record_path.parent / "build.log"
     log_stat = log_path.stat()
+    started = time.monotonic()
     second = cli(*build_args(openeuler_mirror, output))
+    reuse_s = time.monotonic() - started
     assert second.exit_code == 0, second.stderr[-3000:]
     reused = json.loads(second.stdout)
     assert reused["status"] == "reused" and reused["build_id"] == record.build_id
@@ -135,8 +140,12 @@ def test_hpc_standin_build_inspect_reuse_boot(cli, openeuler_mirror, persistent_
     assert log_path.stat().st_mtime_ns == log_stat.st_mtime_ns and log_path.stat().st_size == log_stat.st_size
 
     # Boot it: cloud-init, growroot and an MPI hello world on 2 ranks (Open MPI and MPICH).
+    started = time.monotonic()
     tested = cli("test", str(record_path), "--json")
+    boot_s = time.monotonic() - started
     report = json.loads(tested.stdout)
     failed = {c["name"]: c["detail"] for c in report["checks"] if not c["passed"]}
     assert tested.exit_code == 0 and not failed, f"{failed}; console: {report.get('console_log')}"
     assert {c["name"] for c in report["checks"]} == {"booted", "cloud-init", "growroot", "mpi"}
+    print(f"e2e wall times: build {build_s:.0f} s, reused build {reuse_s:.1f} s, boot test {boot_s:.0f} s "
+          f"(boot to SSH {report['boot_seconds']:.0f} s, {report['accel']})")
