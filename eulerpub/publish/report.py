@@ -17,12 +17,13 @@ class RegionResult:
     snapshot_ids: tuple[str, ...] = ()
     shares: tuple[str, ...] = ()
     created: bool = False  # the image was made by this run (False: found from an earlier run)
+    created_at: str = ""  # when the cloud created the image, as the cloud reports it (ISO 8601)
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"region": self.region, "role": self.role, "status": self.status, "image_id": self.image_id,
                 "snapshot_ids": list(self.snapshot_ids), "shares": list(self.shares), "created": self.created,
-                "error": self.error}
+                "created_at": self.created_at, "error": self.error}
 
 
 @dataclass(frozen=True)

@@ -188,7 +188,7 @@ class Runner:
             region_log.record("share", "done", id=image.image_id)
         return RegionResult(region_log.journal.region, region_log.journal.role, "done", image_id=image.image_id,
                             snapshot_ids=tuple(image.snapshot_ids), shares=tuple(region_log.journal.shares),
-                            created=created)
+                            created=created, created_at=image.created)
 
     # -- copy regions -------------------------------------------------------------------------------------
 

@@ -38,15 +38,9 @@ class Publisher:
                                                "bucket": cell.bucket})
         source = from_record(built.record_path, cell.cloud, defaults.format)
         spec = make_spec(cell.cloud, source, PublishOptions(wait=self.wait), defaults)
-        adapter = self.adapter_for(cell.cloud)
-        result = publish(spec, adapter, JournalStore(source.journal_dir))
-        images = []
-        for region in result.regions:
-            if region.status != "done" or region.image_id is None:
-                continue
-            found = adapter.find_image(region.region, spec.identity.build_id)
-            created = found.created if found is not None and found.image_id == region.image_id else ""
-            images.append(PublishedImage(region.region, region.image_id, result.name, created, region.created))
+        result = publish(spec, self.adapter_for(cell.cloud), JournalStore(source.journal_dir))
+        images = [PublishedImage(r.region, r.image_id, result.name, r.created_at, r.created)
+                  for r in result.regions if r.status == "done" and r.image_id is not None]
         failed = tuple((r.region, r.error or r.status) for r in result.failed)
         return PublishOutcome(source.image.sha256, tuple(images), failed)
 

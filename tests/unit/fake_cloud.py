@@ -47,6 +47,10 @@ class FakeCloud:
     def new_id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids):04d}"
 
+    def now(self) -> str:
+        """A creation time for a new image, later for each."""
+        return f"2025-06-01T00:{next(self._ids) % 60:02d}:00Z"
+
 
 class FakeAdapter:
     name = "fake"
@@ -119,7 +123,7 @@ class FakeAdapter:
         if existing:
             return existing
         image = ImageRef(self.name, spec.source_region, self.cloud.new_id("img"), spec.name, "pending",
-                         (imported.snapshot_id or "",), spec.all_tags)
+                         (imported.snapshot_id or "",), spec.all_tags, self.cloud.now())
         self._region(spec.source_region)[image.image_id] = image
         return image
 
@@ -130,7 +134,7 @@ class FakeAdapter:
         if token in self.cloud.tokens:
             return self.cloud.tokens[token]
         image = ImageRef(self.name, region, self.cloud.new_id("img"), spec.name, "pending",
-                         (self.cloud.new_id("snap"),), spec.all_tags)
+                         (self.cloud.new_id("snap"),), spec.all_tags, self.cloud.now())
         self._region(region)[image.image_id] = image
         self.cloud.tokens[token] = image.image_id
         return image.image_id

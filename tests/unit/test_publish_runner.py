@@ -52,6 +52,9 @@ def test_publishes_source_then_copies_shares_and_tags_everywhere(spec, cloud, st
     assert result.ok
     assert [r.region for r in result.regions] == ["r-src-1", *COPIES]
     assert all(r.created for r in result.regions)
+    assert [r.created_at for r in result.regions] == [cloud.images[r.region][r.image_id].created
+                                                      for r in result.regions]
+    assert all(r.created_at for r in result.regions)
     for region in spec.regions:
         (image,) = cloud.images[region].values()
         assert image.state == "available"
@@ -74,6 +77,7 @@ def test_rerun_after_success_creates_nothing_and_reports_the_same_ids(spec, clou
 
     assert second.ok and image_ids(second) == image_ids(first)
     assert not any(r.created for r in second.regions)
+    assert [r.created_at for r in second.regions] == [r.created_at for r in first.regions]
     for create in ("upload", "start_import", "register", "copy_image", "share"):
         assert cloud.calls[create] == calls_before.get(create, 0), create
     assert sum(len(images) for images in cloud.images.values()) == 4

@@ -49,6 +49,10 @@ def test_cells_publish_through_the_publish_core_and_a_re_run_creates_nothing(tmp
     assert all([i.region for i in r.images] == ["us-east-1", "us-west-2"] and all(i.new for i in r.images)
                for r in first)
     assert first[0].images[0].name == "openEuler-24.03-x86_64-min-20250601"
+    made = {i.image_id: i.created for images in cloud.images.values() for i in images.values()}
+    assert all(i.created and i.created == made[i.image_id] for r in first for i in r.images)
+    # The creation times come with the publish result: nothing is looked up again after publishing.
+    assert cloud.calls["find_image"] == 2 * 3  # per cell: source and copy checks, and register's own
     assert first[0].publish.artifact_sha256 == builds[cells[0].build].record.artifact().sha256
     assert all(cloud.shares[i.image_id] == {"123456789012"} for r in first for i in r.images)
     uploads = cloud.calls["upload"]
