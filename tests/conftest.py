@@ -19,13 +19,14 @@ sys.path.insert(0, str(REPO))  # so `tests.emulators` and friends import as pack
 pytest_plugins = ["tests.emulators.fixtures", "tests.fixtures_moto", "tests.fixtures_mirror"]
 
 _LEAKY_PREFIXES = ("AWS_", "HUAWEICLOUD_", "TENCENTCLOUD_", "EULERPUB_")
+_TEST_SETTINGS = "EULERPUB_TEST_"  # the test suite's own knobs (e.g. EULERPUB_TEST_CACHE) are kept
 
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory, monkeypatch):
     """No credential, endpoint or eulerpub setting from the developer's shell reaches a test."""
     for key in list(os.environ):
-        if key.startswith(_LEAKY_PREFIXES):
+        if key.startswith(_LEAKY_PREFIXES) and not key.startswith(_TEST_SETTINGS):
             monkeypatch.delenv(key)
     monkeypatch.setenv("EULERPUB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
