@@ -90,11 +90,38 @@ def select_checks(requested: Sequence[str]) -> list[str]:
     return [c for c in KNOWN_CHECKS if c in wanted]
 
 
-def qemu_argv(*, overlay: Path, seed: Path, port: int, console: Path, accel: str,
+@dataclass(frozen=True)
+class Machine:
+    """How QEMU emulates one architecture: the binary, the board and the firmware it needs."""
+
+    qemu: str
+    board: tuple[str, ...] = ()
+    firmware: Path | None = None  # UEFI code for boards without a BIOS; its package is named in `firmware_pkg`
+    firmware_pkg: str = ""
+
+
+MACHINES = {
+    "x86_64": Machine("qemu-system-x86_64"),
+    # openEuler's aarch64 images boot UEFI only; Debian and Ubuntu ship the EDK2 build in qemu-efi-aarch64.
+    "aarch64": Machine("qemu-system-aarch64", ("-machine", "virt"),
+                       Path("/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"), "qemu-efi-aarch64"),
+}
+
+
+def machine_for(arch: str) -> Machine:
+    try:
+        return MACHINES[arch]
+    except KeyError:
+        raise UsageError(f"boot tests run x86_64 and aarch64 images, not {arch}") from None
+
+
+def qemu_argv(*, overlay: Path, seed: Path, port: int, console: Path, accel: str, arch: str = "x86_64",
               memory_mb: int = GUEST_MEMORY_MB, cpus: int = GUEST_CPUS) -> list[str]:
+    machine = machine_for(arch)
     cpu = ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg", "-cpu", "max"]
+    firmware = ["-bios", str(machine.firmware)] if machine.firmware else []
     return [
-        "qemu-system-x86_64", *cpu, "-m", str(memory_mb), "-smp", str(cpus),
+        machine.qemu, *machine.board, *firmware, *cpu, "-m", str(memory_mb), "-smp", str(cpus),
         "-drive", f"file={overlay},if=virtio,format=qcow2",
         "-drive", f"file={seed},if=virtio,format=raw,readonly=on",
         "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{port}-:22",
@@ -106,7 +133,7 @@ def user_data(public_key: str) -> str:
     return (
         "#cloud-config\n"
         f"ssh_authorized_keys:\n  - {public_key.strip()}\n"
-        "runcmd:\n  - [sh, -c, 'echo EULERPUB-BOOTCHECK-RUNCMD > /dev/ttyS0']\n"
+        "runcmd:\n  - [sh, -c, 'echo EULERPUB-BOOTCHECK-RUNCMD > /dev/console']\n"
     )
 
 
@@ -139,15 +166,18 @@ class Guest:
             return subprocess.CompletedProcess(exc.cmd, 124, "", f"timed out after {timeout:.0f} s")
 
 
-def boot_test(image: Path, *, checks: Sequence[str] = (), user: str = "openeuler",
+def boot_test(image: Path, *, checks: Sequence[str] = (), arch: str = "x86_64", user: str = "openeuler",
               budget_s: float = BOOT_BUDGET_S, workdir: Path | None = None,
               on_step: Callable[[str], None] | None = None) -> BootReport:
-    """Boot `image` (any qemu-img format) and run the checks; the report says what passed."""
+    """Boot `image` (any qemu-img format, of `arch`) and run the checks; the report says what passed."""
     if not image.is_file():
         raise UsageError(f"no image at {image}")
-    for tool in ("qemu-system-x86_64", "qemu-img", "cloud-localds", "ssh", "ssh-keygen"):
+    machine = machine_for(arch)
+    for tool in (machine.qemu, "qemu-img", "cloud-localds", "ssh", "ssh-keygen"):
         if shutil.which(tool) is None:
             raise EulerpubError(f"{tool} is not installed; run `eulerpub doctor` to see what the host is missing")
+    if machine.firmware and not machine.firmware.is_file():
+        raise EulerpubError(f"no UEFI firmware at {machine.firmware}; install the {machine.firmware_pkg} package")
     wanted = select_checks(checks)
     _present, kvm_ok, reason = hostenv.kvm_status()
     accel = "kvm" if kvm_ok else "tcg"
@@ -168,7 +198,7 @@ def boot_test(image: Path, *, checks: Sequence[str] = (), user: str = "openeuler
         proc.run(["cloud-localds", str(seed), str(work / "user-data"), str(work / "meta-data")])
         console = work / "console.log"
         port = free_port()
-        argv = qemu_argv(overlay=overlay, seed=seed, port=port, console=console, accel=accel)
+        argv = qemu_argv(overlay=overlay, seed=seed, port=port, console=console, accel=accel, arch=arch)
         step(f"booting under QEMU ({accel}: {reason})")
         log.debug("+ %s", " ".join(argv))
         vm = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

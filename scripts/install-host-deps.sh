@@ -12,6 +12,10 @@ PACKAGES=(
   # lint
   shellcheck
 )
+# aarch64 hosts (native arm64 runners) boot-test aarch64 images: QEMU for arm and its UEFI firmware.
+if [ "$(uname -m)" = "aarch64" ]; then
+  PACKAGES+=(qemu-system-arm qemu-efi-aarch64)
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

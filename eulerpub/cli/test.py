@@ -22,6 +22,8 @@ def command(
     profile: Annotated[str | None, typer.Option("--profile", "-p", help="Run this profile's checks "
                                                 "(default: the record's).")] = None,
     profiles_dir: ProfilesDir = None,
+    arch: Annotated[str | None, typer.Option("--arch", "-a", help="Architecture of an image file: x86_64 or "
+                                             "aarch64 (default: the record's, else x86_64).")] = None,
     user: Annotated[str, typer.Option("--user", help="The image's default cloud user.")] = "openeuler",
     timeout: Annotated[int, typer.Option("--timeout", help="Seconds allowed for boot and cloud-init.")]
     = bootcheck.BOOT_BUDGET_S,
@@ -31,9 +33,10 @@ def command(
     profile's own (mpi: an MPI hello world on 2 ranks; desktop: gdm and xrdp/VNC enabled). Exit 1 if any fails.
     """
     start(json_output)
-    image, checks = _resolve(target, profile, profiles_dir or [])
+    image, checks, record_arch = _resolve(target, profile, profiles_dir or [])
     with ui.status(f"boot test of {image.name}") as update:
-        report = bootcheck.boot_test(image, checks=checks, user=user, budget_s=timeout, on_step=update)
+        report = bootcheck.boot_test(image, checks=checks, arch=arch or record_arch or "x86_64", user=user,
+                                     budget_s=timeout, on_step=update)
     if json_output:
         ui.emit_json(report.as_dict())
     else:
@@ -49,9 +52,10 @@ def command(
         raise typer.Exit(1)
 
 
-def _resolve(target: Path, profile: str | None, profiles_dir: list[Path]) -> tuple[Path, list[str]]:
-    """The image to boot and the checks to run."""
+def _resolve(target: Path, profile: str | None, profiles_dir: list[Path]) -> tuple[Path, list[str], str | None]:
+    """The image to boot, the checks to run and (for a record) its arch."""
     checks: list[str] = []
+    arch: str | None = None
     if target.is_dir() or target.name == RECORD_NAME:
         record_path = target / RECORD_NAME if target.is_dir() else target
         record = read_record(record_path)
@@ -61,10 +65,11 @@ def _resolve(target: Path, profile: str | None, profiles_dir: list[Path]) -> tup
             raise UsageError(f"build {record.build_id} has no qcow2 or raw artifact to boot")
         image = artifact_path(record_path, chosen)
         checks = list(record.checks)
+        arch = record.arch
     elif target.is_file():
         image = target
     else:
         raise UsageError(f"{target} is neither a build record nor an image file")
     if profile:
         checks = list(load_profile(profile, profiles_dir).checks)
-    return image, checks
+    return image, checks, arch

@@ -96,7 +96,7 @@ class BootTester:
         if artifact is None:
             return BootTest(False, f"build {record.build_id} has no {' or '.join(BOOT_FORMATS)} artifact to boot")
         report = bootcheck.boot_test(artifact_path(built.record_path, artifact),
-                                     checks=self.profiles[record.profile].checks)
+                                     checks=self.profiles[record.profile].checks, arch=record.arch)
         failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.passed]
         if report.passed:
             write_json_atomic(remembered, {"build_id": record.build_id, "passed": True, **report.as_dict()})

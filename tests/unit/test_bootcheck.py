@@ -37,6 +37,17 @@ def test_qemu_argv_tcg_and_kvm(tmp_path):
     assert any("hostfwd=tcp:127.0.0.1:2222-:22" in a for a in tcg)
     kvm = bootcheck.qemu_argv(accel="kvm", **common)
     assert kvm[kvm.index("-cpu") + 1] == "host"
+    assert tcg[0] == "qemu-system-x86_64" and "-bios" not in tcg
+
+
+def test_qemu_argv_aarch64_boots_uefi_on_the_virt_board(tmp_path):
+    common = dict(overlay=tmp_path / "o.qcow2", seed=tmp_path / "s.iso", port=2222, console=tmp_path / "c")
+    argv = bootcheck.qemu_argv(accel="tcg", arch="aarch64", **common)
+    assert argv[0] == "qemu-system-aarch64"
+    assert argv[argv.index("-machine") + 1] == "virt"
+    assert argv[argv.index("-bios") + 1].endswith("QEMU_EFI.fd")
+    with pytest.raises(UsageError, match="not riscv64"):
+        bootcheck.qemu_argv(accel="tcg", arch="riscv64", **common)
 
 
 def test_user_data_seeds_the_key():

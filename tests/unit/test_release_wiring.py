@@ -42,7 +42,7 @@ def test_a_remembered_pass_of_another_build_does_not_count(tmp_path, monkeypatch
 
     class FakeBootcheck:
         @staticmethod
-        def boot_test(image, *, checks):
+        def boot_test(image, *, checks, arch):
             booted.append(image)
             raise UsageError(f"no image at {image}")
 
