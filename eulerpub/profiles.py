@@ -16,9 +16,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from eulerpub.configfile import describe, read_mapping
 from eulerpub.errors import ConfigError, UsageError
 from eulerpub.paths import builtin_profiles_dir, path_list_from_env
 
@@ -140,23 +140,11 @@ def load_profile(name: str, extra_dirs: Sequence[Path] = ()) -> Profile:
     try:
         return Profile.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_describe(source.path, exc)) from None
+        raise ConfigError(describe(source.path, exc)) from None
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}:{where}: malformed YAML ({problem})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    data = read_mapping(path)
     if "name" in data:
         raise ConfigError(f"{path}: name: not allowed, a profile is named by its file name")
     return data
@@ -194,19 +182,3 @@ def merge(base: dict[str, Any], top: dict[str, Any], *, _path: tuple[str, ...] =
         else:
             result[key] = value
     return result
-
-
-def _describe(path: Path, exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    loc = ""
-    for part in error["loc"]:
-        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
-    message = error["msg"]
-    if error["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif error["type"] == "missing":
-        message = "required key is missing"
-    elif error["type"] == "literal_error":
-        message = f"expected {error['ctx']['expected']}, got {error['input']!r}"
-    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
-    return f"{path}: {loc or '(top level)'}: {message}{more}"

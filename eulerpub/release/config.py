@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from eulerpub.configfile import describe, read_mapping
 from eulerpub.errors import ConfigError, UsageError
 from eulerpub.profiles import Arch, CloudName, Profile, load_profile
 
@@ -82,7 +82,7 @@ class ReleaseConfig(_Strict):
 
 def load_config(path: Path) -> ReleaseConfig:
     """Read and validate a release config; a ConfigError names the file and the key of the first problem."""
-    data = _read(path)
+    data = read_mapping(path, missing="no such release config; pass --config or create it")
     try:
         return ReleaseConfig.model_validate(data)
     except ValidationError as exc:
@@ -100,41 +100,3 @@ def load_profiles(config: ReleaseConfig, source: Path, extra_dirs: Sequence[Path
         except UsageError as exc:
             raise ConfigError(f"{source}: profiles[{number}]: {exc.message}") from None
     return profiles
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such release config; pass --config or create it") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}:{where}: malformed YAML ({problem})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
-    return data
-
-
-def describe(path: Path, exc: ValidationError) -> str:
-    """One line for the first validation problem: `<file>: <key path>: <what is wrong>`."""
-    error = exc.errors()[0]
-    location = ""
-    for part in error["loc"]:
-        if part == "[key]":  # pydantic's marker for a mapping's key: the key itself is already named
-            continue
-        location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else str(part))
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif error["type"] == "missing":
-        message = "required key is missing"
-    elif error["type"] == "literal_error":
-        message = f"expected {error['ctx']['expected']}, got {error['input']!r}"
-    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
-    if not location and error["type"] == "value_error":  # a whole-file check; its message names the key
-        return f"{path}: {message}{more}"
-    return f"{path}: {location or '(top level)'}: {message}{more}"

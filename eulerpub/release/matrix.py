@@ -22,7 +22,8 @@ from eulerpub.release.config import DIMENSIONS, Dimension, ReleaseConfig
 
 @dataclass(frozen=True, order=True)
 class BuildKey:
-    """One image to build: the unit that is built and boot-tested once for all its cells."""
+    """One profile/release/arch: built and boot-tested once for all its cells; its published images replace
+    each other (what prune keeps the newest of)."""
 
     profile: str
     release: str

@@ -15,22 +15,11 @@ from datetime import datetime, timedelta
 
 from eulerpub.clouds.base import MANAGED_BY, TAG_ARCH, TAG_MANAGED_BY, TAG_PROFILE, TAG_RELEASE, ImageRef, Leftover
 from eulerpub.release.index import parse_created
+from eulerpub.release.matrix import BuildKey
 
 # A publish that is still uploading or importing owns snapshots and objects with no image yet. The slowest
 # step (a large import, or a copy) takes hours; a day is well past any publish eulerpub waits for.
 ORPHAN_MIN_AGE = timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class Series:
-    """The images that replace each other: one profile, release and arch."""
-
-    profile: str
-    release: str
-    arch: str
-
-    def __str__(self) -> str:
-        return f"{self.profile}/{self.release}/{self.arch}"
 
 
 @dataclass(frozen=True)
@@ -46,11 +35,11 @@ class PrunePlan:
     untouched: tuple[Decision, ...] = ()  # images prune cannot judge (missing tags, unreadable date, pending)
 
 
-def series_of(image: ImageRef) -> Series | None:
+def series_of(image: ImageRef) -> BuildKey | None:
     tags = image.tags
     if tags.get(TAG_MANAGED_BY) != MANAGED_BY or not all(tags.get(t) for t in (TAG_PROFILE, TAG_RELEASE, TAG_ARCH)):
         return None
-    return Series(tags[TAG_PROFILE], tags[TAG_RELEASE], tags[TAG_ARCH])
+    return BuildKey(tags[TAG_PROFILE], tags[TAG_RELEASE], tags[TAG_ARCH])
 
 
 def select(images: Iterable[ImageRef], *, keep: int, current: Collection[str],
@@ -61,7 +50,7 @@ def select(images: Iterable[ImageRef], *, keep: int, current: Collection[str],
     kept: list[Decision] = []
     doomed: list[Decision] = []
     untouched: list[Decision] = []
-    groups: dict[Series, list[tuple[datetime, ImageRef]]] = {}
+    groups: dict[BuildKey, list[tuple[datetime, ImageRef]]] = {}
     for image in images:
         series = series_of(image)
         created = parse_created(image.created)

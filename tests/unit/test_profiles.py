@@ -60,7 +60,7 @@ def test_profiles_path_from_environment(tmp_path, monkeypatch):
     ("extends: minimal\nformats: [qcow2, iso]\n", "formats[1]: expected 'qcow2', 'raw', 'vmdk' or 'vhd'"),
     ("extends: minimal\nelemnts: [x]\n", "elemnts: unknown key"),
     ("extends: minimal\nclouds: {aws: {regions: [a], bukket: b}}\n", "clouds.aws.bukket: unknown key"),
-    ("extends: minimal\nname_template: 'my-{arch}'\n", "name_template: Value error, must start with"),
+    ("extends: minimal\nname_template: 'my-{arch}'\n", "name_template: must start with"),
     ("extends: minimal\nimage_size_gb: 1\n", "image_size_gb: Input should be greater than or equal to 2"),
     ("elements: [vm]\n", "releases: required key is missing"),
     ("extends: minimal\nfoo: [unclosed\n", "malformed YAML"),
