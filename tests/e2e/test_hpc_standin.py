@@ -1,4 +1,5 @@
-"""End to end: stand-in base on a local mirror -> real `eulerpub build` -> inspect -> reuse -> boot test.
+"""End to end: stand-in base on a local mirror -> real `eulerpub build` -> inspect -> reuse -> boot test ->
+publish to AWS (moto) with a copy to a second region.
 
 Runs diskimage-builder for real (root, loop devices) and boots under QEMU (TCG here): about 10 minutes
 with warm caches (stand-in, apt .debs), 15 on a fresh machine. Select with `-m e2e`; skip with `-m "not e2e"`.
@@ -7,6 +8,7 @@ with warm caches (stand-in, apt .debs), 15 on a fresh machine. Select with `-m e
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -14,9 +16,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 
 from eulerpub.manifest import artifact_path, read_record, sha256_file
+from tests.fixtures_moto import snapshot_blocks
+
+EBS_BLOCK = 512 * 1024
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,7 +101,47 @@ def inspect_image(root: Path) -> None:
     assert "console=ttyS0" in (root / "boot/grub/grub.cfg").read_text()
 
 
-def test_hpc_standin_build_inspect_reuse_boot(cli, openeuler_mirror, persistent_cache, tmp_path):
+def nonzero_block_digests(raw: Path) -> dict[int, str]:
+    """sha256 of every 512 KiB block of `raw` that is not all zeros, by block index (holes are skipped)."""
+    digests: dict[int, str] = {}
+    zero = bytes(EBS_BLOCK)
+    with open(raw, "rb") as handle:
+        fd, end, offset = handle.fileno(), os.fstat(handle.fileno()).st_size, 0
+        while offset < end:
+            try:
+                offset = os.lseek(fd, offset, os.SEEK_DATA) // EBS_BLOCK * EBS_BLOCK
+            except OSError:  # no data after offset
+                break
+            handle.seek(offset)
+            block = handle.read(EBS_BLOCK)
+            if block.ljust(EBS_BLOCK, b"\0") != zero:
+                digests[offset // EBS_BLOCK] = hashlib.sha256(block.ljust(EBS_BLOCK, b"\0")).hexdigest()
+            offset += EBS_BLOCK
+    return digests
+
+
+def publish_to_aws(cli, record_path: Path, moto) -> None:
+    """The built image, published from its record to moto: EBS direct, a copy, a share, every block right."""
+    record = read_record(record_path)
+    result = cli("publish", "--cloud", "aws", "--record", str(record_path), "--region", "us-east-1",
+                 "--copy-to", "eu-west-1", "--share", "210987654321", "--json")
+    assert result.exit_code == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert report["build_id"] == record.build_id
+    (_region, sent), = moto.registered
+    snapshot_id = sent["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    stored = {i: hashlib.sha256(b).hexdigest() for i, b in snapshot_blocks("us-east-1", snapshot_id).items()}
+    assert stored == nonzero_block_digests(artifact_path(record_path, record.artifact("raw")))
+    for row in report["regions"]:
+        (ami,) = boto3.client("ec2", region_name=row["region"]).describe_images(Owners=["self"])["Images"]
+        assert ami["State"] == "available"
+        assert ami["Name"].startswith("openEuler-24.03-LTS-SP1-x86_64-hpc-standin-")
+        tags = {t["Key"]: t["Value"] for t in ami["Tags"]}
+        assert tags["eulerpub:build-id"] == record.build_id and tags["eulerpub:profile"] == "hpc-standin"
+
+
+def test_hpc_standin_build_inspect_reuse_boot_publish(cli, openeuler_mirror, persistent_cache, tmp_path,
+                                                      aws_env, monkeypatch):
     output = tmp_path / "builds"
 
     started = time.monotonic()
@@ -147,5 +193,11 @@ def test_hpc_standin_build_inspect_reuse_boot(cli, openeuler_mirror, persistent_
     failed = {c["name"]: c["detail"] for c in report["checks"] if not c["passed"]}
     assert tested.exit_code == 0 and not failed, f"{failed}; console: {report.get('console_log')}"
     assert {c["name"] for c in report["checks"]} == {"booted", "cloud-init", "growroot", "mpi"}
+
+    # Publish what was built and booted: the record is all publish reads.
+    monkeypatch.setenv("EULERPUB_POLL_INTERVAL", "0.2")
+    started = time.monotonic()
+    publish_to_aws(cli, record_path, aws_env)
+    publish_s = time.monotonic() - started
     print(f"e2e wall times: build {build_s:.0f} s, reused build {reuse_s:.1f} s, boot test {boot_s:.0f} s "
-          f"(boot to SSH {report['boot_seconds']:.0f} s, {report['accel']})")
+          f"(boot to SSH {report['boot_seconds']:.0f} s, {report['accel']}), publish {publish_s:.0f} s")
