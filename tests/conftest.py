@@ -22,6 +22,16 @@ _LEAKY_PREFIXES = ("AWS_", "HUAWEICLOUD_", "TENCENTCLOUD_", "EULERPUB_")
 _TEST_SETTINGS = "EULERPUB_TEST_"  # the test suite's own knobs (e.g. EULERPUB_TEST_CACHE) are kept
 
 
+_INTEGRATION_DIR = REPO / "tests" / "integration"
+
+
+def pytest_collection_modifyitems(items):
+    """Everything under tests/integration talks to local servers: mark it so `-m "not integration"` skips it."""
+    for item in items:
+        if _INTEGRATION_DIR in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory, monkeypatch):
     """No credential, endpoint or eulerpub setting from the developer's shell reaches a test."""

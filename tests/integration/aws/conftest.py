@@ -9,13 +9,6 @@ from pathlib import Path
 
 import pytest
 
-
-def pytest_collection_modifyitems(items):
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.integration)
-
 MiB = 1024 * 1024
 BLOCK = 512 * 1024
 IMAGE_SIZE = 64 * MiB  # virtual size: small, but 128 EBS blocks, so zero-skipping and resume are visible

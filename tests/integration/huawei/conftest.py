@@ -15,11 +15,6 @@ BUCKET = "eulerpub-images"
 SHARE_PROJECT = "0123456789abcdef0123456789abcdef"
 
 
-def pytest_collection_modifyitems(items):
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

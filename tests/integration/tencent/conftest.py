@@ -17,11 +17,6 @@ SHARE_ACCOUNT = "100000000002"
 _COS_URL = re.compile(r"^https://(?P<bucket>[^.]+)\.cos\.(?P<region>[^.]+)\.myqcloud\.com/(?P<key>.+)$")
 
 
-def pytest_collection_modifyitems(items):
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
