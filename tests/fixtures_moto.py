@@ -10,6 +10,9 @@ Fixtures (load with `pytest_plugins = ["tests.fixtures_moto"]`):
 - `aws_env` (function): `moto` plus the environment a boto3 client needs to reach it: `AWS_ENDPOINT_URL`, fake
   credentials (`FAKE_ACCESS_KEY`/`FAKE_SECRET_KEY`, distinctive so leak scans can look for them), a region.
 
+Outside pytest (tests/demo.py): `with running_moto_server() as harness:` is the `moto_server` fixture, and
+`aws_environment(harness)` is what `aws_env` sets.
+
 What the extension adds to moto 5.2 (see ../shared/reference/clouds.md for its gaps):
 - ImportSnapshot / DescribeImportSnapshotTasks: a task state machine (pending -> validating -> converting ->
   completed, one step per describe), checking the `vmimport` role exists; the finished task's snapshot holds the
@@ -567,8 +570,10 @@ def snapshot_blocks(region: str, snapshot_id: str) -> dict[int, bytes]:
     return {i: b.block_data for i, b in ebs_backends[ACCOUNT][region].snapshots[snapshot_id].blocks.items()}
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoHarness]:
+@contextlib.contextmanager
+def running_moto_server() -> Iterator[MotoHarness]:
+    """moto's server on 127.0.0.1 (ephemeral port) with the recorder and the extensions above, until the block
+    ends. The `moto_server` fixture is this; tests/demo.py uses it outside pytest."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request drowns the test logs
@@ -588,6 +593,18 @@ def moto_server() -> Iterator[MotoHarness]:
         server.stop()
 
 
+def aws_environment(harness: MotoHarness) -> dict[str, str]:
+    """What a boto3 client (and so eulerpub) needs to reach the server: the endpoint and the fake credentials."""
+    return {"AWS_ENDPOINT_URL": harness.url, "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_KEY, "AWS_DEFAULT_REGION": DEFAULT_REGION}
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoHarness]:
+    with running_moto_server() as harness:
+        yield harness
+
+
 @pytest.fixture
 def moto(moto_server: MotoHarness) -> MotoHarness:
     moto_server.reset()
@@ -596,8 +613,6 @@ def moto(moto_server: MotoHarness) -> MotoHarness:
 
 @pytest.fixture
 def aws_env(moto: MotoHarness, monkeypatch: pytest.MonkeyPatch) -> MotoHarness:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", DEFAULT_REGION)
+    for name, value in aws_environment(moto).items():
+        monkeypatch.setenv(name, value)
     return moto

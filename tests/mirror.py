@@ -7,7 +7,8 @@ bytes sent), and injects the faults the fetch code must survive: a connection dr
 bytes, 5xx responses, forced 404s and a server that ignores Range.
 
     root = tmp_path / "mirror"
-    publish_image(root, "24.03-LTS-SP1", "x86_64", Path("standin.qcow2"))
+    publish_image(root, "24.03-LTS-SP1", "x86_64", Path("standin.qcow2"))   # or, already compressed:
+    publish_compressed(root, "24.03-LTS-SP1", "x86_64", ensure_standin())
     with MirrorServer(root) as mirror:
         os.environ["EULERPUB_MIRROR"] = mirror.url
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import lzma
+import os
 import random
 import re
 import shutil
@@ -60,6 +62,24 @@ def publish_image(mirror_root: Path, release: str, arch: str, qcow2_path: Path, 
     digest = sha256_file(xz_path)
     checksum_path = xz_path.with_name(xz_path.name + CHECKSUM_SUFFIX)
     checksum_path.write_text(f"{digest}  {xz_path.name}\n")
+    return PublishedImage(xz_path=xz_path, checksum_path=checksum_path, sha256=digest, url_path=url_path)
+
+
+def publish_compressed(mirror_root: Path, release: str, arch: str, source_dir: Path) -> PublishedImage:
+    """Put an image that is already published in this form (`source_dir` holds `openEuler-{VER}-{ARCH}.qcow2.xz`
+    and its `.sha256sum`, as the stand-in's cache does) into the mirror tree, hard-linked when possible, else
+    copied: the server serves regular files only, not symlinks that point out of its root."""
+    url_path = image_path(release, arch)
+    xz_path = Path(mirror_root) / url_path
+    xz_path.parent.mkdir(parents=True, exist_ok=True)
+    checksum_path = xz_path.with_name(xz_path.name + CHECKSUM_SUFFIX)
+    for target in (xz_path, checksum_path):
+        target.unlink(missing_ok=True)
+        try:
+            os.link(Path(source_dir) / target.name, target)
+        except OSError:
+            shutil.copyfile(Path(source_dir) / target.name, target)
+    digest = checksum_path.read_text().split()[0]
     return PublishedImage(xz_path=xz_path, checksum_path=checksum_path, sha256=digest, url_path=url_path)
 
 
