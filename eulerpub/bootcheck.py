@@ -14,6 +14,7 @@ KVM is used only when it can run ordinary guests (see hostenv.kvm_status); other
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from eulerpub import convert, hostenv, proc
 from eulerpub.errors import EulerpubError, UsageError
+from eulerpub.manifest import Artifact, BuildRecord, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,13 @@ GROW_BYTES = 2 * 1024**3  # the test disk is this much larger than the image, so
 GUEST_MEMORY_MB = 2048
 GUEST_CPUS = 2  # the MPI check runs 2 ranks
 SSH_POLL_S = 5
+# sshd restarts once during first boot (cloud-init regenerates host keys), which resets connections made in that
+# window; ssh reports any transport failure as exit 255, so such calls are retried a few times before counting.
+SSH_TRANSPORT_FAILURE = 255
+SSH_RETRIES = 6
+SSH_RETRY_PAUSE_S = 5
+BOOT_FORMATS = ("qcow2", "raw")  # what a build record's image is booted from, in order of preference
+RESULT_NAME = "boottest.json"  # beside a build record: this build passed its boot test (the release gate reads it)
 BASE_CHECKS = ("booted", "cloud-init", "growroot")
 KNOWN_CHECKS = (*BASE_CHECKS, "mpi", "desktop")
 
@@ -156,14 +165,21 @@ class Guest:
                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
                 "-o", "ConnectTimeout=10", f"{self.user}@127.0.0.1", command]
 
-    def run(self, command: str, *, timeout: float = CHECK_TIMEOUT_S, stdin: bytes | None = None
-            ) -> subprocess.CompletedProcess[str]:
+    def run(self, command: str, *, timeout: float = CHECK_TIMEOUT_S, stdin: bytes | None = None,
+            retries: int = SSH_RETRIES) -> subprocess.CompletedProcess[str]:
+        """Run `command` in the guest; SSH transport failures (not the command's own) are retried."""
         log.debug("guest$ %s", command)
-        try:
-            return subprocess.run(self.ssh_argv(command), input=stdin.decode() if stdin else None,
-                                  capture_output=True, text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired as exc:
-            return subprocess.CompletedProcess(exc.cmd, 124, "", f"timed out after {timeout:.0f} s")
+        for attempt in range(retries + 1):
+            try:
+                result = subprocess.run(self.ssh_argv(command), input=stdin.decode() if stdin else None,
+                                        capture_output=True, text=True, timeout=timeout, check=False)
+            except subprocess.TimeoutExpired as exc:
+                return subprocess.CompletedProcess(exc.cmd, 124, "", f"timed out after {timeout:.0f} s")
+            if result.returncode != SSH_TRANSPORT_FAILURE or attempt == retries:
+                return result
+            log.debug("ssh transport failure (%s), retrying", result.stderr.strip()[-120:])
+            time.sleep(SSH_RETRY_PAUSE_S)
+        raise AssertionError("unreachable")
 
 
 def boot_test(image: Path, *, checks: Sequence[str] = (), arch: str = "x86_64", user: str = "openeuler",
@@ -224,6 +240,33 @@ def boot_test(image: Path, *, checks: Sequence[str] = (), arch: str = "x86_64", 
     return report
 
 
+def bootable_artifact(record: BuildRecord) -> Artifact:
+    """The artifact of a build that the boot test boots."""
+    by_format = {a.format: a for a in record.artifacts}
+    for fmt in BOOT_FORMATS:
+        if fmt in by_format:
+            return by_format[fmt]
+    raise UsageError(f"build {record.build_id} has no {' or '.join(BOOT_FORMATS)} artifact to boot")
+
+
+def remember_pass(record_path: Path, record: BuildRecord, report: BootReport) -> Path:
+    """Note beside the record that this build passed, so the release gate need not boot it again."""
+    path = record_path.parent / RESULT_NAME
+    write_json_atomic(path, {"build_id": record.build_id, "passed": True, **report.as_dict()})
+    return path
+
+
+def passed_before(record_path: Path, build_id: str) -> Path | None:
+    """The note of an earlier pass of exactly this build, if there is one."""
+    path = record_path.parent / RESULT_NAME
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(data, dict) and data.get("build_id") == build_id and data.get("passed") is True
+    return path if ok else None
+
+
 @contextlib.contextmanager
 def _workdir(workdir: Path | None) -> Iterator[Path]:
     if workdir is not None:
@@ -250,7 +293,7 @@ def _wait_for_ssh(vm: subprocess.Popen[bytes], guest: Guest, deadline: float) ->
         if vm.poll() is not None:
             output = (vm.stdout.read() if vm.stdout else b"").decode(errors="replace").strip()
             return False, f"QEMU exited with code {vm.returncode}: {output[-300:]}"
-        result = guest.run("true", timeout=30)
+        result = guest.run("true", timeout=30, retries=0)  # this loop is the retry
         if result.returncode == 0:
             return True, "SSH login with the seeded key worked"
         last = (result.stderr or "").strip()

@@ -10,10 +10,8 @@ import typer
 from eulerpub import bootcheck, ui
 from eulerpub.cli.options import Json, ProfilesDir, start
 from eulerpub.errors import UsageError
-from eulerpub.manifest import RECORD_NAME, artifact_path, read_record
+from eulerpub.manifest import RECORD_NAME, BuildRecord, artifact_path, read_record
 from eulerpub.profiles import load_profile
-
-BOOT_FORMATS = ("qcow2", "raw")  # what the test boots from a record, in order of preference
 
 
 def command(
@@ -33,10 +31,12 @@ def command(
     profile's own (mpi: an MPI hello world on 2 ranks; desktop: gdm and xrdp/VNC enabled). Exit 1 if any fails.
     """
     start(json_output)
-    image, checks, record_arch = _resolve(target, profile, profiles_dir or [])
+    image, checks, record = _resolve(target, profile, profiles_dir or [])
     with ui.status(f"boot test of {image.name}") as update:
-        report = bootcheck.boot_test(image, checks=checks, arch=arch or record_arch or "x86_64", user=user,
-                                     budget_s=timeout, on_step=update)
+        report = bootcheck.boot_test(image, checks=checks, arch=arch or (record[1].arch if record else "x86_64"),
+                                     user=user, budget_s=timeout, on_step=update)
+    if record and report.passed and not profile:
+        bootcheck.remember_pass(*record, report)
     if json_output:
         ui.emit_json(report.as_dict())
     else:
@@ -52,24 +52,21 @@ def command(
         raise typer.Exit(1)
 
 
-def _resolve(target: Path, profile: str | None, profiles_dir: list[Path]) -> tuple[Path, list[str], str | None]:
-    """The image to boot, the checks to run and (for a record) its arch."""
+def _resolve(target: Path, profile: str | None, profiles_dir: list[Path]
+             ) -> tuple[Path, list[str], tuple[Path, BuildRecord] | None]:
+    """The image to boot, the checks to run and (for a record) the record."""
     checks: list[str] = []
-    arch: str | None = None
+    found: tuple[Path, BuildRecord] | None = None
     if target.is_dir() or target.name == RECORD_NAME:
         record_path = target / RECORD_NAME if target.is_dir() else target
         record = read_record(record_path)
-        by_format = {a.format: a for a in record.artifacts}
-        chosen = next((by_format[f] for f in BOOT_FORMATS if f in by_format), None)
-        if chosen is None:
-            raise UsageError(f"build {record.build_id} has no qcow2 or raw artifact to boot")
-        image = artifact_path(record_path, chosen)
+        image = artifact_path(record_path, bootcheck.bootable_artifact(record))
         checks = list(record.checks)
-        arch = record.arch
+        found = (record_path, record)
     elif target.is_file():
         image = target
     else:
         raise UsageError(f"{target} is neither a build record nor an image file")
     if profile:
         checks = list(load_profile(profile, profiles_dir).checks)
-    return image, checks, arch
+    return image, checks, found

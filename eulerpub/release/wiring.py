@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eulerpub import bootcheck
 from eulerpub.clouds import get_adapter
 from eulerpub.clouds.base import CloudAdapter, WaitParams
 from eulerpub.errors import UsageError
-from eulerpub.manifest import artifact_path, latest_record, write_json_atomic
+from eulerpub.manifest import artifact_path, latest_record
 from eulerpub.profiles import Profile
 from eulerpub.publish import JournalStore, PublishOptions, from_record, make_spec, publish
 from eulerpub.release.matrix import BuildKey, Cell
@@ -45,8 +45,6 @@ class Publisher:
         return PublishOutcome(source.image.sha256, tuple(images), failed)
 
 
-BOOT_RESULT_NAME = "boottest.json"  # beside the build record: a passed boot test of this build, not redone
-BOOT_FORMATS = ("qcow2", "raw")  # what the boot test boots, in order of preference (as `eulerpub test` does)
 
 
 @dataclass(frozen=True)
@@ -84,22 +82,20 @@ class BootTester:
     profiles: Mapping[str, Profile]
 
     def __call__(self, built: BuiltImage) -> BootTest:
-        from eulerpub import bootcheck
-
-        remembered = built.record_path.parent / BOOT_RESULT_NAME
-        if _passed_before(remembered, built.record.build_id):
-            log.info("%s: boot test passed before (%s)", built.record.build_id, remembered)
-            return BootTest(True, f"passed before ({remembered})")
         record = built.record
-        by_format = {a.format: a for a in record.artifacts}
-        artifact = next((by_format[f] for f in BOOT_FORMATS if f in by_format), None)
-        if artifact is None:
-            return BootTest(False, f"build {record.build_id} has no {' or '.join(BOOT_FORMATS)} artifact to boot")
+        remembered = bootcheck.passed_before(built.record_path, record.build_id)
+        if remembered:
+            log.info("%s: boot test passed before (%s)", record.build_id, remembered)
+            return BootTest(True, f"passed before ({remembered})")
+        try:
+            artifact = bootcheck.bootable_artifact(record)
+        except UsageError as exc:
+            return BootTest(False, exc.message)
         report = bootcheck.boot_test(artifact_path(built.record_path, artifact),
                                      checks=self.profiles[record.profile].checks, arch=record.arch)
         failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.passed]
         if report.passed:
-            write_json_atomic(remembered, {"build_id": record.build_id, "passed": True, **report.as_dict()})
+            bootcheck.remember_pass(built.record_path, record, report)
         detail = "; ".join(failed) + (f" (console: {report.console_log})" if report.console_log else "")
         return BootTest(report.passed, detail)
 
@@ -121,14 +117,6 @@ class ExistingBuilds:
     def refuse(self, key: BuildKey) -> BuiltImage:
         raise UsageError(f"no build of {key} under {self.build_dir} and building is off (--no-build); its build "
                          "or boot test failed, or its artifact was not downloaded")
-
-
-def _passed_before(path: Path, build_id: str) -> bool:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("build_id") == build_id and data.get("passed") is True
 
 
 def default_steps(profiles: Mapping[str, Profile], *, build_dir: Path, mirror: str | None = None,

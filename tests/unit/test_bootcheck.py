@@ -84,3 +84,26 @@ def test_desktop_check():
     assert bootcheck.check_desktop(on, 0).passed
     off = FakeGuest({"get-default": (0, "target=multi-user.target\ngdm=enabled\nxrdp=enabled\n")})
     assert not bootcheck.check_desktop(off, 0).passed
+
+
+def test_ssh_transport_failures_are_retried_but_command_failures_are_not(monkeypatch, tmp_path):
+    answers = [(255, "kex_exchange_identification: Connection reset by peer"), (255, "reset"), (0, "")]
+    calls = []
+
+    def fake_run(argv, **_):
+        calls.append(argv)
+        code, err = answers.pop(0)
+        return subprocess.CompletedProcess(argv, code, "", err)
+
+    monkeypatch.setattr(bootcheck.subprocess, "run", fake_run)
+    monkeypatch.setattr(bootcheck, "SSH_RETRY_PAUSE_S", 0)
+    guest = bootcheck.Guest(2222, tmp_path / "key", "openeuler")
+    assert guest.run("true").returncode == 0 and len(calls) == 3
+
+    answers[:] = [(1, "no such file")]
+    calls.clear()
+    assert guest.run("false").returncode == 1 and len(calls) == 1
+
+    answers[:] = [(255, "reset")] * 3
+    calls.clear()
+    assert guest.run("true", retries=2).returncode == 255 and len(calls) == 3

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from eulerpub.bootcheck import RESULT_NAME as BOOT_RESULT_NAME
 from eulerpub.errors import UsageError
 from eulerpub.manifest import write_json_atomic, write_record
 from eulerpub.release.matrix import BuildKey
 from eulerpub.release.runner import BuiltImage
-from eulerpub.release.wiring import BOOT_RESULT_NAME, BootTester, ExistingBuilds
+from eulerpub.release.wiring import BootTester, ExistingBuilds
 from tests.unit.release_fakes import make_record
 
 KEY = BuildKey("minimal", "24.03-LTS-SP1", "x86_64")
@@ -40,17 +41,14 @@ def test_a_remembered_pass_of_another_build_does_not_count(tmp_path, monkeypatch
     write_json_atomic(tmp_path / BOOT_RESULT_NAME, {"build_id": "other", "passed": True})
     booted = []
 
-    class FakeBootcheck:
-        @staticmethod
-        def boot_test(image, *, checks, arch):
-            booted.append(image)
-            raise UsageError(f"no image at {image}")
+    def boot_test(image, *, checks, arch):
+        booted.append(image)
+        raise UsageError(f"no image at {image}")
 
-    import eulerpub
-
-    monkeypatch.setattr(eulerpub, "bootcheck", FakeBootcheck, raising=False)
-    monkeypatch.setitem(__import__("sys").modules, "eulerpub.bootcheck", FakeBootcheck)
+    from eulerpub import bootcheck
     from eulerpub.profiles import load_profile
+
+    monkeypatch.setattr(bootcheck, "boot_test", boot_test)
 
     with pytest.raises(UsageError, match="no image at"):
         BootTester({"minimal": load_profile("minimal")})(BuiltImage(path, record))

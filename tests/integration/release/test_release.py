@@ -13,13 +13,14 @@ from pathlib import Path
 import boto3
 import pytest
 
+from eulerpub.bootcheck import RESULT_NAME as BOOT_RESULT_NAME
 from eulerpub.clouds.base import WaitParams
 from eulerpub.manifest import Artifact, BaseImage, BuildRecord, write_json_atomic, write_record
 from eulerpub.profiles import load_profile
 from eulerpub.release.matrix import BuildKey, Cell
 from eulerpub.release.plan import make_plan
 from eulerpub.release.runner import BootTest, Status, Steps, run_cells
-from eulerpub.release.wiring import BOOT_RESULT_NAME, ExistingBuilds, Publisher
+from eulerpub.release.wiring import ExistingBuilds, Publisher
 from tests.emulators.cvm import CvmEmulator
 
 FAST = WaitParams(timeout=120, interval=0.02)  # moto and the emulator move jobs on per look, not in time
