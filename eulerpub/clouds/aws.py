@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +34,7 @@ from eulerpub.clouds.base import (
     ProgressCallback,
     PublishSpec,
     Upload,
+    whole_gib,
 )
 from eulerpub.clouds.ebs import EbsUploader
 from eulerpub.clouds.wait import JobStatus, wait_for
@@ -44,7 +44,6 @@ from eulerpub.manifest import sha256_file
 log = logging.getLogger(__name__)
 
 CLOUD = "aws"
-GiB = 1024**3
 ARCHITECTURES = {"x86_64": "x86_64", "aarch64": "arm64"}  # eulerpub's arch -> EC2's Architecture
 # UEFI where the instance type can do it, BIOS otherwise, on x86_64; Graviton boots UEFI only.
 DEFAULT_BOOT_MODE = {"x86_64": "uefi-preferred", "aarch64": "uefi"}
@@ -269,7 +268,7 @@ class AwsAdapter:
             Name=spec.name, Description=f"{spec.name} (eulerpub build {spec.identity.build_id})",
             Architecture=ARCHITECTURES[arch], RootDeviceName=ROOT_DEVICE, VirtualizationType="hvm",
             BlockDeviceMappings=[{"DeviceName": ROOT_DEVICE, "Ebs": {
-                "SnapshotId": imported.snapshot_id, "VolumeSize": max(1, math.ceil(spec.image.virtual_size / GiB)),
+                "SnapshotId": imported.snapshot_id, "VolumeSize": whole_gib(spec.image.virtual_size),
                 "VolumeType": "gp3", "DeleteOnTermination": True}}],
             BootMode=boot_mode, EnaSupport=True, SriovNetSupport="simple", ImdsSupport="v2.0",
             TagSpecifications=[{"ResourceType": "image", "Tags": tag_list(spec.all_tags)}])

@@ -43,6 +43,13 @@ BootMode = Literal["uefi", "legacy-bios", "uefi-preferred"]
 UploadMethod = Literal["ebs", "s3"]
 LeftoverKind = Literal["snapshot", "object"]
 
+GiB = 1024**3
+
+
+def whole_gib(nbytes: int) -> int:
+    """A size in whole GiB, rounded up and at least 1: how every cloud sizes volumes and images."""
+    return max(1, -(-nbytes // GiB))
+
 
 @dataclass(frozen=True)
 class DiskImage:

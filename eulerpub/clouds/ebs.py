@@ -32,13 +32,12 @@ from botocore.exceptions import ClientError
 
 from eulerpub import retry
 from eulerpub.clouds import boto
-from eulerpub.clouds.base import Checkpoint, ProgressCallback
+from eulerpub.clouds.base import Checkpoint, ProgressCallback, whole_gib
 from eulerpub.errors import CloudError, EulerpubError
 
 log = logging.getLogger(__name__)
 
 BLOCK_SIZE = 512 * 1024  # the only block size the EBS direct APIs accept
-GiB = 1024**3
 ZERO_BLOCK = bytes(BLOCK_SIZE)
 DEFAULT_WORKERS = 16  # coldsnap uses 64 on EC2; 16 keeps a laptop's uplink full without hitting the API's rate
 IN_FLIGHT_PER_WORKER = 2  # blocks read ahead per worker: bounds memory (16 x 2 x 512 KiB = 16 MiB)
@@ -112,7 +111,7 @@ class EbsUploader:
         self.region = region
         self.path = path
         self.size = path.stat().st_size
-        self.volume_gib = max(1, math.ceil(max(volume_size, self.size) / GiB))
+        self.volume_gib = whole_gib(max(volume_size, self.size))
         self.token_base = token_base
         self.tags = tags
         self.description = description

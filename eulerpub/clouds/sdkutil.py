@@ -11,7 +11,6 @@ Each of those adapters supplies only its API steps; what they have in common liv
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import threading
@@ -33,6 +32,7 @@ from eulerpub.clouds.base import (
     ProgressCallback,
     PublishSpec,
     Upload,
+    whole_gib,
 )
 from eulerpub.errors import CloudError, CredentialsError, EulerpubError, UsageError
 
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-GiB = 1024 ** 3
 
 # -- environment ----------------------------------------------------------------------------------------------
 
@@ -202,7 +201,7 @@ def check_tag_keys(cloud: str, tags: Mapping[str, str], forbidden: str) -> None:
 
 def min_disk_gib(virtual_size: int, low: int, high: int) -> int:
     """The image's virtual size in whole GiB (rounded up), at least `low`; UsageError above `high`."""
-    size = max(1, math.ceil(virtual_size / GiB))
+    size = whole_gib(virtual_size)
     if size > high:
         raise UsageError(f"the image's virtual size is {size} GiB; the cloud accepts at most {high} GiB")
     return max(size, low)
