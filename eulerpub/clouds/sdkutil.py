@@ -103,6 +103,8 @@ class ErrorMapper:
     sdk_errors: tuple[type[BaseException], ...]
     inspect: Callable[[BaseException], SdkFailure | None]
     credential_hint: str  # what to check, e.g. "HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK"
+    # Error codes the user can act on, each with the one sentence saying what to do (raised as UsageError).
+    sentences: Mapping[str, str] = field(default_factory=dict)
 
     def failure(self, exc: BaseException) -> SdkFailure | None:
         return self.inspect(exc) if isinstance(exc, self.sdk_errors) else None
@@ -116,6 +118,9 @@ class ErrorMapper:
             where = f" in {region}" if region else ""
             return CredentialsError(f"{self.cloud} rejected the credentials{where} while calling {operation} "
                                     f"({failure.code}: {failure.message}); check {self.credential_hint}")
+        if failure.code in self.sentences:
+            where = f"{self.cloud}/{region}" if region else self.cloud
+            return UsageError(f"{where}: {operation} refused: {self.sentences[failure.code]} ({failure.code})")
         return CloudError(self.cloud, region, operation, f"{failure.code}: {failure.message}", resource_id)
 
     @contextmanager
