@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -17,6 +18,7 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
+    stop_after_delay,
     wait_random_exponential,
 )
 
@@ -39,6 +41,8 @@ TRANSIENT_CODES = frozenset({
     "RequestThrottled", "RequestThrottledException", "TooManyRequestsException", "InternalError",
     "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException", "RequestTimeout",
     "RequestTimeoutException",
+    # EBS direct: "You have reached the limit for concurrent API requests" (botocore ebs/2019-11-02 model)
+    "ConcurrentLimitExceededException",
     # Tencent
     "RequestLimitExceeded.UinLimitExceeded", "RequestLimitExceeded.GlobalRegionUinLimitExceeded",
     "InternalError.ServerError", "ResourceUnavailable",
@@ -77,8 +81,38 @@ def status_code(exc: BaseException) -> int | None:
     return value if isinstance(value, int) else None
 
 
+def _causes(exc: BaseException, depth: int = 8) -> list[BaseException]:
+    """`exc` and what it wraps: its cause/context chain, exceptions in its args, urllib3's `reason`."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo and len(seen) < depth * 4:
+        current = todo.pop()
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        wrapped = [current.__cause__, current.__context__, getattr(current, "reason", None),
+                   *(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))]
+        todo.extend(w for w in wrapped if isinstance(w, BaseException))
+    return seen
+
+
+def unresolvable_host(exc: BaseException) -> str | None:
+    """The host name whose DNS lookup failed, if that is what `exc` (or what it wraps) is about.
+
+    A failed lookup means no network, no DNS or a misspelt host: retrying for two minutes changes nothing.
+    """
+    causes = _causes(exc)
+    for each in causes:
+        host = getattr(each, "_host", None)  # urllib3's NameResolutionError (also inside requests and botocore)
+        if isinstance(host, str) and host:
+            return host
+    return "a host name" if any(isinstance(each, socket.gaierror) for each in causes) else None
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True for throttling, server-side 5xx and connection-level failures."""
+    """True for throttling, server-side 5xx and connection-level failures (but not a failed DNS lookup)."""
+    if unresolvable_host(exc) is not None:
+        return False
     for classify in _classifiers:
         verdict = classify(exc)
         if verdict is not None:
@@ -130,11 +164,13 @@ class _Stalls:
 
 def retrying(*, attempts: int = ATTEMPTS, max_wait: float = BACKOFF_MAX,
              retry_on: Callable[[BaseException], bool] = is_transient,
-             progress: Callable[[], int] | None = None) -> Retrying:
+             progress: Callable[[], int] | None = None, deadline: float | None = None) -> Retrying:
     """A tenacity `Retrying` with eulerpub's policy; use as `retrying()(fn, *args)` or as a loop.
 
     With `progress` (e.g. bytes received so far), only attempts that made no progress count against
-    `attempts`, and the backoff restarts after progress.
+    `attempts`, and the backoff restarts after progress. With `deadline` (seconds), retrying goes on until
+    that much time has passed instead of counting attempts: for a condition the cloud documents as clearing
+    within a bounded time (a new EBS snapshot becoming visible to PutSnapshotBlock).
     """
     if progress is not None:
         stalls = _Stalls(progress, max_wait)
@@ -147,7 +183,7 @@ def retrying(*, attempts: int = ATTEMPTS, max_wait: float = BACKOFF_MAX,
     return Retrying(
         retry=retry_if_exception(retry_on),
         wait=wait_random_exponential(multiplier=BACKOFF_START, max=max_wait),
-        stop=stop_after_attempt(attempts),
+        stop=stop_after_delay(deadline) if deadline is not None else stop_after_attempt(attempts),
         before_sleep=_log_retry,
         reraise=True,
     )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
 import os
 import sys
 
 import typer
+import typer.main
+from rich.markup import escape
 
 try:  # typer >= 0.20 vendors click
     from typer._click import exceptions as click_errors
@@ -45,6 +49,7 @@ app = typer.Typer(
 )
 
 _debug = False  # set per invocation by --debug / EULERPUB_DEBUG
+_json_wanted = False  # --json anywhere on the command line: errors also go to stdout as JSON
 
 
 def _version(value: bool) -> None:
@@ -77,18 +82,75 @@ app.add_typer(images.app, name="images")
 app.command("prune")(prune.command)
 
 
+INTERRUPTED = "interrupted; re-run the same command to resume"
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+MESSAGE_MAX = 600  # characters of one error sentence; longer ones are cut (values in them are already short)
+
+
+def _one_line(message: str) -> str:
+    """The message as one printable line: control characters escaped, never longer than MESSAGE_MAX."""
+    text = "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in message)
+    return text if len(text) <= MESSAGE_MAX else text[:MESSAGE_MAX - 1] + "…"
+
+
 def _fail(message: str, code: int, hint: str | None = None) -> None:
-    ui.err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
-    if hint:
-        ui.err_console.print(f"hint: {hint}", highlight=False)
+    """The one way a run ends badly: one line on stderr (and a JSON error object on stdout with --json)."""
+    line = _one_line(message)
+    if _json_wanted:
+        _write_json_error(line, code)
+    try:
+        ui.err_console.print(f"[bold red]error:[/] {escape(line)}", markup=True, highlight=False)
+        if hint:
+            ui.err_console.print(f"hint: {_one_line(hint)}", markup=False, highlight=False)
+    except (OSError, UnicodeError):  # stderr itself is gone or cannot encode: the exit code still tells
+        pass
     sys.exit(code)
 
 
-def main(argv: list[str] | None = None) -> None:
-    global _debug
-    _debug = os.environ.get("EULERPUB_DEBUG", "") not in ("", "0")  # until the options are parsed
+def _write_json_error(message: str, code: int) -> None:
     try:
-        code = app(args=argv, standalone_mode=False)
+        sys.stdout.write(json.dumps({"ok": False, "error": message, "exit": code}) + "\n")
+        sys.stdout.flush()
+    except (OSError, UnicodeError, ValueError):  # stdout closed or full: stderr still says it
+        pass
+
+
+def _run(argv: list[str] | None) -> int:
+    """Parse and run the command. Called without typer's standalone wrapper, which would turn Ctrl-C into a
+    silent exit code and a broken stdout into a bare exit 1 before the handler in `main` could say so."""
+    command = typer.main.get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
+    command._main_shell_completion({}, "eulerpub", None)  # exits when the shell asks for completions
+    try:
+        with command.make_context("eulerpub", args) as ctx:
+            result = command.invoke(ctx)
+    except typer.Exit as exc:
+        return exc.exit_code
+    return result if isinstance(result, int) else 0
+
+
+def _stdout_failure(exc: BaseException) -> str | None:
+    """A sentence when the failure is about writing results to stdout (closed, full, wrong encoding)."""
+    if isinstance(exc, UnicodeEncodeError):
+        encoding = getattr(sys.stdout, "encoding", None) or "the output encoding"
+        return (f"cannot write the result in {encoding}; set a UTF-8 locale (e.g. LC_ALL=C.UTF-8) or "
+                "PYTHONIOENCODING=utf-8")
+    if isinstance(exc, ValueError) and "closed file" in str(exc):
+        return "cannot write the result: standard output is closed"
+    if isinstance(exc, OSError) and exc.errno in (errno.EPIPE, errno.ENOSPC, errno.EBADF, errno.EIO):
+        return f"cannot write the result to standard output ({os.strerror(exc.errno)})"
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    global _debug, _json_wanted
+    _debug = os.environ.get("EULERPUB_DEBUG", "") not in ("", "0")  # until the options are parsed
+    _json_wanted = "--json" in (sys.argv[1:] if argv is None else argv)
+    if sys.stdout is None:  # started with stdout closed (`>&-`): results would vanish, or land in a reused fd
+        _fail("standard output is closed; redirect it to a file or /dev/null instead", EXIT_FAILED)
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a full or closed stdout shows here, not at interpreter exit
     except EulerpubError as exc:
         if _debug:
             log.exception("traceback")
@@ -97,13 +159,30 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(EXIT_BAD_INPUT)
     except click_errors.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        _fail(exc.format_message(), exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        _fail("interrupted; re-run the same command to resume", 130)
-    except Exception as exc:  # a bug: say so in one line, show the traceback only when asked
-        if _debug:
+        _fail(INTERRUPTED, EXIT_INTERRUPTED)
+    except RecursionError:
+        _fail("input nested too deeply to process", EXIT_BAD_INPUT)
+    except Exception as exc:
+        if (sentence := _stdout_failure(exc)) is not None:
+            _silence_stdout()
+            _fail(sentence, EXIT_FAILED)
+        if _debug:  # a bug: say so in one line, show the traceback only when asked
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)",
               EXIT_FAILED)
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(code)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's own flush at exit does not fail a second time."""
+    global _json_wanted
+    _json_wanted = False
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
