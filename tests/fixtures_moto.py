@@ -86,6 +86,8 @@ class Fault:
     delay: float = 0.0
     serial: bool = False  # with kind=delay: one matching request at a time, so parallel clients are slowed too
     message: str = "injected failure"
+    code: str | None = None  # instead of the kind's usual error code (e.g. ConcurrentLimitExceededException)
+    status: int | None = None  # instead of the kind's usual HTTP status
     seen: int = 0
     fired: int = 0
 
@@ -120,6 +122,10 @@ class MotoHarness:
     import_tasks: dict[str, ImportTask] = field(default_factory=dict)
     block_public_access: dict[str, str] = field(default_factory=dict)
     fail_next_imports: int = 0
+    # EBS direct eventual consistency: the first N PutSnapshotBlock calls for each new snapshot answer 404
+    # ResourceNotFoundException (coldsnap and the EBS direct docs: a new snapshot is not visible at once).
+    new_snapshot_not_found: int = 0
+    not_found_left: dict[str, int] = field(default_factory=dict)  # snapshot id -> 404s still to answer
     tokens: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (region, op, token) -> id
     pending_images: dict[str, int] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -152,6 +158,8 @@ class MotoHarness:
             self.tokens.clear()
             self.pending_images.clear()
             self.fail_next_imports = 0
+            self.new_snapshot_not_found = 0
+            self.not_found_left.clear()
 
 
 # -- recording and fault injection: a WSGI middleware in front of moto ------------------------------------------
@@ -279,6 +287,7 @@ class Recorder:
             return [b""]
         elif fault is not None:
             status, code = FAULT_RESPONSES[fault.kind].get(rec.service, (500, "InternalError"))
+            status, code = fault.status or status, fault.code or code
             rec.status = status
             status_line, headers, payload = _error_response(rec, status, code, fault.message)
             start_response(status_line, [*headers, ("Content-Length", str(len(payload)))])
@@ -520,6 +529,7 @@ def _install(mp: pytest.MonkeyPatch, harness: MotoHarness) -> None:
         with harness.lock:
             if token:
                 harness.tokens[(self.region, "ebs", token)] = snapshot_id
+            harness.not_found_left[snapshot_id] = harness.new_snapshot_not_found
         return ActionResult({"SnapshotId": snapshot_id, "OwnerId": ACCOUNT, "Status": "pending",
                              "StartTime": self.ebs_backend.snapshots[snapshot_id].start_time,
                              "VolumeSize": self._get_param("VolumeSize"), "BlockSize": BLOCK,
@@ -537,7 +547,17 @@ def _install(mp: pytest.MonkeyPatch, harness: MotoHarness) -> None:
             raise JsonRESTError("ValidationException", "DataLength must be 524288")
         if base64.b64encode(hashlib.sha256(data).digest()).decode() != checksum:
             raise JsonRESTError("ValidationException", "The checksum of the block does not match")
-        snapshot = self.ebs_backend.snapshots.get(self._get_param("SnapshotId"))
+        snapshot_id = self._get_param("SnapshotId")
+        with harness.lock:
+            not_visible = harness.not_found_left.get(snapshot_id, 0) > 0
+            if not_visible:
+                harness.not_found_left[snapshot_id] -= 1
+        if not_visible:
+            error = JsonRESTError("ResourceNotFoundException", f"The snapshot {snapshot_id} does not exist "
+                                  "(injected: not visible yet)")
+            error.code = 404  # the ebs/2019-11-02 model gives ResourceNotFoundException httpStatusCode 404
+            raise error
+        snapshot = self.ebs_backend.snapshots.get(snapshot_id)
         if snapshot is None or snapshot.status != "pending":
             raise JsonRESTError("ValidationException", "The snapshot is not pending")
         return original_put(self)

@@ -4,8 +4,9 @@
   blocks are never sent, so a sparse 8 GiB image with 1 GiB of data sends about 1 GiB.
 - Each block carries its SHA-256; completion carries the LINEAR aggregate (the SHA-256 of the per-block
   digests in index order), so EBS verifies the whole snapshot.
-- A pool of workers sends blocks, each block retried on its own under eulerpub.retry; every request has an
-  explicit timeout (eulerpub.clouds.boto).
+- A pool of workers sends blocks, each block retried on its own under eulerpub.retry for up to
+  `BLOCK_RETRY_SECONDS`, which also rides out the 404s a brand-new snapshot answers for a while; every request
+  has an explicit timeout (eulerpub.clouds.boto).
 - `start_snapshot` carries a ClientToken derived from the build id, image sha256 and attempt, so a repeated
   start returns the same snapshot.
 - The snapshot id and the indexes of blocks sent are saved to the checkpoint (the journal) in batches: a
@@ -45,6 +46,12 @@ SAVE_EVERY_BLOCKS = 64  # journal batch: a kill -9 re-sends at most 32 MiB alrea
 # Minutes without writes after which EBS cancels the snapshot by itself: long enough that a killed run can be
 # resumed the next day, short enough that an abandoned one does not linger (the API allows 10-4320).
 SNAPSHOT_IDLE_TIMEOUT_MINUTES = 24 * 60
+# Right after StartSnapshot, PutSnapshotBlock may answer ResourceNotFoundException (HTTP 404) until the new
+# snapshot is visible to the block API (eventual consistency). coldsnap retries each block for about two minutes
+# to get past it; giving up sooner would delete a snapshot that was about to accept blocks. Throttling and 5xx on
+# a block get the same window.
+BLOCK_RETRY_SECONDS = 120.0
+NOT_VISIBLE_YET = "ResourceNotFoundException"  # the EBS direct error code for "no such snapshot (yet)"
 
 
 def data_blocks(fd: int, size: int) -> Iterator[int]:
@@ -91,6 +98,11 @@ def from_ranges(ranges: Iterable[Iterable[int]]) -> set[int]:
 def linear_checksum(digests: dict[int, bytes]) -> str:
     """EBS's LINEAR aggregate: SHA-256 over the raw per-block digests in block-index order, base64."""
     return base64.b64encode(hashlib.sha256(b"".join(digests[i] for i in sorted(digests))).digest()).decode()
+
+
+def _block_retryable(exc: BaseException) -> bool:
+    """A block is sent again on the usual transient failures, and while the new snapshot is not visible yet."""
+    return retry.is_transient(exc) or boto.error_code(exc) == NOT_VISIBLE_YET
 
 
 @dataclass(frozen=True)
@@ -183,10 +195,11 @@ class EbsUploader:
         return None if data == ZERO_BLOCK else data
 
     def _put(self, snapshot_id: str, index: int, data: bytes, checksum: str) -> None:
-        boto.call("aws", self.region, "put_snapshot_block", self.ebs.put_snapshot_block,
-                  f"{snapshot_id} block {index} (offset {index * BLOCK_SIZE})", SnapshotId=snapshot_id,
-                  BlockIndex=index, BlockData=data, DataLength=BLOCK_SIZE, Checksum=checksum,
-                  ChecksumAlgorithm="SHA256")
+        with boto.errors("aws", self.region, "put_snapshot_block",
+                         f"{snapshot_id} block {index} (offset {index * BLOCK_SIZE})"):
+            retry.retrying(retry_on=_block_retryable, deadline=BLOCK_RETRY_SECONDS)(
+                self.ebs.put_snapshot_block, SnapshotId=snapshot_id, BlockIndex=index, BlockData=data,
+                DataLength=BLOCK_SIZE, Checksum=checksum, ChecksumAlgorithm="SHA256")
         with self._lock:
             self._sent.add(index)
             self._sent_bytes += BLOCK_SIZE

@@ -42,6 +42,8 @@ def make_raw(path: Path, seed: int = 7) -> Path:
         for offset, length in DATA_EXTENTS:
             handle.seek(offset)
             handle.write(rng.randbytes(length))
+        handle.seek(510)
+        handle.write(b"\x55\xaa")  # an MBR signature: publish refuses a disk without a partition table
     return path
 
 
