@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from eulerpub.errors import UsageError
+from eulerpub.errors import UsageError, quote
 
 DEFAULT_MIRROR = "https://repo.openeuler.org/"
 MIRROR_ENV = "EULERPUB_MIRROR"
@@ -81,7 +81,7 @@ def find_release(name: str) -> Release:
     """The catalog entry for a release name (case-insensitive); UsageError listing the known ones if none."""
     release = _BY_NAME.get(name.strip().lower())
     if release is None:
-        raise UsageError(f"unknown openEuler release {name!r}; known releases: {', '.join(known_releases())}")
+        raise UsageError(f"unknown openEuler release {quote(name)}; known releases: {', '.join(known_releases())}")
     return release
 
 

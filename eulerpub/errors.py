@@ -78,3 +78,15 @@ class CloudError(EulerpubError):
 
 class WaitTimeout(EulerpubError):
     """A cloud-side job did not finish in time. It may still finish: a re-run picks it up."""
+
+
+QUOTE_MAX = 60  # characters of a user-supplied value quoted in an error message
+
+
+def quote(value: object, limit: int = QUOTE_MAX) -> str:
+    """A user-supplied value for an error message: repr-quoted (so control characters show as escapes),
+    and at most `limit` characters of it (a 60 MB alias bomb is not a sentence)."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[:limit])[:-1] + f"...' ({len(text)} characters)"

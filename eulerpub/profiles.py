@@ -9,6 +9,7 @@ every other value replaces its parent's.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,14 +17,26 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from eulerpub import catalog
 from eulerpub.configfile import describe, read_mapping
-from eulerpub.errors import ConfigError, UsageError
+from eulerpub.errors import ConfigError, UsageError, quote
 from eulerpub.paths import builtin_profiles_dir, path_list_from_env
 
 ADDITIVE_KEYS = ("elements", "packages", "checks")
 NAME_FIELDS = frozenset({"release", "arch", "profile", "date", "build_id"})
+# What a profile may name. An element is a directory name on ELEMENTS_PATH, never a path; a package is an RPM
+# name (disk-image-create joins them with commas into one -p argument: no commas, spaces or leading dashes).
+ELEMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+PACKAGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$")
+# `env:` reaches the element scripts only: variables meant for elements (diskimage-builder's DIB_* and
+# eulerpub's own DIB_EULER_*). Never PATH, LD_PRELOAD, ELEMENTS_PATH and the like, which steer the host side.
+ENV_NAME = re.compile(r"^DIB_[A-Z0-9_]{1,64}$")
+# DIB_* variables eulerpub sets itself (the base image, its digest, the cache, the mirror) or that choose a
+# host executable: a profile setting them would swap the verified base or run a host program of its choice.
+RESERVED_ENV = frozenset({"DIB_LOCAL_IMAGE", "DIB_EULER_BASE_SHA256", "DIB_RELEASE", "DIB_IMAGE_CACHE",
+                          "DIB_EULER_MIRROR", "DIB_PYTHON_EXEC", "DIB_ARGS", "DIB_ENV"})
 
 Format = Literal["qcow2", "raw", "vmdk", "vhd"]
 Arch = Literal["x86_64", "aarch64", "riscv64"]
@@ -64,13 +77,20 @@ class Profile(_Strict):
     checks: list[str] = Field(default_factory=list, description="boot-test checks beyond the basic ones")
     clouds: dict[CloudName, CloudDefaults] = Field(default_factory=dict)
 
+    boot: Literal["hybrid", "bios", "uefi"] | None = Field(
+        None, description="disk layout and firmware: hybrid (GPT, BIOS boot partition + ESP; the x86_64 default), "
+        "bios (MBR), uefi (GPT + ESP; aarch64, its only choice)")
     @field_validator("name_template")
     @classmethod
     def _known_placeholders(cls, template: str) -> str:
-        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
-        unknown = fields - NAME_FIELDS
+        parsed = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)
+                  if name is not None]
+        unknown = {name for name, _, _ in parsed} - NAME_FIELDS
         if unknown:
-            raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}; use {sorted(NAME_FIELDS)}")
+            raise ValueError(f"unknown placeholder {{{quote(sorted(unknown)[0])[1:-1]}}}; use "
+                             f"{sorted(NAME_FIELDS)}")
+        if any(spec or conversion for _, spec, conversion in parsed):
+            raise ValueError("placeholders take no format spec or conversion (write {release}, not {release:...})")
         if not template.startswith("openEuler-{release}-"):
             raise ValueError("must start with 'openEuler-{release}-' (consumers search images by that prefix)")
         return template
@@ -78,13 +98,55 @@ class Profile(_Strict):
     @field_validator("env")
     @classmethod
     def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
-        for key in env:
-            if not key.replace("_", "").isalnum() or key[0].isdigit():
-                raise ValueError(f"{key!r} is not a valid environment variable name")
+        for key, value in env.items():
+            if not ENV_NAME.match(key):
+                raise ValueError(f"{quote(key)}: a profile sets only variables for elements, named DIB_* "
+                                 "(eulerpub's own are DIB_EULER_*)")
+            if key in RESERVED_ENV:
+                raise ValueError(f"{key} is set by eulerpub itself (or picks a host program); a profile may not "
+                                 "set it")
+            if "\0" in value:
+                raise ValueError(f"{key}: the value holds a NUL character")
         return env
 
     def cloud(self, name: CloudName) -> CloudDefaults:
         return self.clouds.get(name, CloudDefaults())
+    @field_validator("packages")
+    @classmethod
+    def _package_names(cls, packages: list[str]) -> list[str]:
+        for name in packages:
+            if not PACKAGE_NAME.match(name):
+                raise ValueError(f"{quote(name)} is not a package name (letters, digits and . _ + -)")
+        return packages
+
+    @field_validator("elements")
+    @classmethod
+    def _element_names(cls, elements: list[str]) -> list[str]:
+        for name in elements:
+            _check_element(name)
+        return elements
+
+    @field_validator("base_element")
+    @classmethod
+    def _base_element_name(cls, name: str) -> str:
+        return _check_element(name)
+
+    @field_validator("releases")
+    @classmethod
+    def _catalog_releases(cls, releases: list[str]) -> list[str]:
+        return [known_release(name) for name in releases]
+
+    @model_validator(mode="after")
+    def _targets_fit_their_cloud(self) -> Profile:
+        from eulerpub.clouds import rules
+
+        for cloud, target in self.clouds.items():
+            problem = rules.settings_problem(cloud, f"clouds.{cloud}", regions=target.regions,
+                                             copy_to=target.copy_to, share=target.share)
+            if problem:
+                raise ValueError(problem)
+        return self
+
 
     def image_name(self, release: str, arch: str, *, on: date | None = None, build_id: str = "") -> str:
         return self.name_template.format(release=release, arch=arch, profile=self.name,
@@ -105,6 +167,21 @@ class Profile(_Strict):
 
 @dataclass(frozen=True)
 class ProfileSource:
+def _check_element(name: str) -> str:
+    if not ELEMENT_NAME.match(name) or ".." in name:
+        raise ValueError(f"{quote(name)} is not an element name (a directory name on the elements path, "
+                         "not a path)")
+    return name
+
+
+def known_release(name: str) -> str:
+    """The catalog's spelling of a release name; ValueError (for the validators) for one it does not know."""
+    try:
+        return catalog.find_release(name).name
+    except UsageError as exc:
+        raise ValueError(exc.message) from None
+
+
     name: str
     path: Path
 

@@ -6,19 +6,18 @@ will attempt, given what the journals say is already done.
 
 from __future__ import annotations
 
-import re
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from eulerpub.clouds import rules
 from eulerpub.clouds.base import BootMode, PublishSpec, UploadMethod, WaitParams
 from eulerpub.errors import UsageError
 from eulerpub.profiles import CloudDefaults
 from eulerpub.publish.journal import RegionJournal
 from eulerpub.publish.source import Source
 
-NAME_MIN, NAME_MAX = 3, 128  # the strictest image-name limits of the three clouds (AWS: 3-128 characters)
-_REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")  # us-east-1, cn-north-4, ap-guangzhou; not an ARN or a URL
 DEFAULT_UPLOAD: UploadMethod = "ebs"  # no bucket and no vmimport role needed, and zero blocks are never sent
 
 
@@ -50,11 +49,16 @@ def make_spec(cloud: str, source: Source, options: PublishOptions,
     copy_to = list(options.copy_to) or [*defaults.regions[1:], *defaults.copy_to]
     regions = _unique([region, *copy_to])
     for each in regions:
-        if not _REGION.match(each):
-            raise UsageError(f"{each!r} does not look like a {cloud} region name (e.g. us-east-1, cn-north-4)")
+        rules.check_region(cloud, each)
     name = options.name or source.name
-    if not NAME_MIN <= len(name) <= NAME_MAX:
-        raise UsageError(f"image name {name!r} must be {NAME_MIN}-{NAME_MAX} characters long")
+    rules.check_image_name(cloud, name)
+    rules.check_arch(cloud, source.identity.arch)
+    share_with = _unique([*options.share] or defaults.share)
+    for target in share_with:
+        rules.check_share(cloud, target)
+    if not (math.isfinite(options.wait.timeout) and options.wait.timeout > 0
+            and math.isfinite(options.wait.interval) and options.wait.interval > 0):
+        raise UsageError("--wait-timeout and the poll interval must be finite and positive")
     upload = options.upload or defaults.upload
     if cloud == "aws":
         upload = upload or DEFAULT_UPLOAD
@@ -73,7 +77,7 @@ def make_spec(cloud: str, source: Source, options: PublishOptions,
         name=name,
         source_region=regions[0],
         copy_to=tuple(regions[1:]),
-        share_with=tuple(_unique([*options.share] or defaults.share)),
+        share_with=tuple(share_with),
         public=options.public if options.public is not None else defaults.public,
         tags={**defaults.tags, **options.tags},
         upload=upload,
