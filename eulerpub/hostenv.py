@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eulerpub import paths
 from eulerpub.errors import EulerpubError
 
 log = logging.getLogger(__name__)
@@ -298,19 +299,24 @@ def build_lock(lock_path: Path | None = None) -> Iterator[None]:
     """Hold the one-DIB-build-at-a-time lock (two builds collide on DIB's shared apt cache lock, and the
     stale-state teardown must never see a live build's mounts)."""
     lock_path = lock_path or global_lock_path()
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as handle:
+    fd = paths.open_lock_file(lock_path)  # no symlink followed, nothing truncated before the lock is ours
+    try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             log.warning("%s; waiting for it (%s)", LOCK_WAIT_NOTE, lock_path)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        handle.write(str(os.getpid()))
-        handle.flush()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        info = os.fstat(fd)
+        if info.st_uid == os.geteuid() and info.st_nlink == 1:  # our own file, not a hard link to another
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode())
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def lock_held(lock_path: Path | None = None) -> bool:
@@ -318,12 +324,15 @@ def lock_held(lock_path: Path | None = None) -> bool:
     lock_path = lock_path or global_lock_path()
     if not lock_path.exists():
         return False
-    with open(lock_path) as handle:
+    fd = paths.open_lock_file(lock_path)
+    try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
     return False
 
 

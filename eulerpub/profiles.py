@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from eulerpub import catalog
 from eulerpub.configfile import describe, read_mapping
@@ -75,11 +75,11 @@ class Profile(_Strict):
     formats: list[Format] = Field(default_factory=lambda: ["qcow2"], min_length=1)
     name_template: str = "openEuler-{release}-{arch}-{profile}-{date}"
     checks: list[str] = Field(default_factory=list, description="boot-test checks beyond the basic ones")
-    clouds: dict[CloudName, CloudDefaults] = Field(default_factory=dict)
-
     boot: Literal["hybrid", "bios", "uefi"] | None = Field(
         None, description="disk layout and firmware: hybrid (GPT, BIOS boot partition + ESP; the x86_64 default), "
         "bios (MBR), uefi (GPT + ESP; aarch64, its only choice)")
+    clouds: dict[CloudName, CloudDefaults] = Field(default_factory=dict)
+
     @field_validator("name_template")
     @classmethod
     def _known_placeholders(cls, template: str) -> str:
@@ -109,8 +109,6 @@ class Profile(_Strict):
                 raise ValueError(f"{key}: the value holds a NUL character")
         return env
 
-    def cloud(self, name: CloudName) -> CloudDefaults:
-        return self.clouds.get(name, CloudDefaults())
     @field_validator("packages")
     @classmethod
     def _package_names(cls, packages: list[str]) -> list[str]:
@@ -131,22 +129,9 @@ class Profile(_Strict):
     def _base_element_name(cls, name: str) -> str:
         return _check_element(name)
 
-    @field_validator("releases")
-    @classmethod
-    def _catalog_releases(cls, releases: list[str]) -> list[str]:
-        return [known_release(name) for name in releases]
 
-    @model_validator(mode="after")
-    def _targets_fit_their_cloud(self) -> Profile:
-        from eulerpub.clouds import rules
-
-        for cloud, target in self.clouds.items():
-            problem = rules.settings_problem(cloud, f"clouds.{cloud}", regions=target.regions,
-                                             copy_to=target.copy_to, share=target.share)
-            if problem:
-                raise ValueError(problem)
-        return self
-
+    def cloud(self, name: CloudName) -> CloudDefaults:
+        return self.clouds.get(name, CloudDefaults())
 
     def image_name(self, release: str, arch: str, *, on: date | None = None, build_id: str = "") -> str:
         return self.name_template.format(release=release, arch=arch, profile=self.name,
@@ -165,8 +150,6 @@ class Profile(_Strict):
         return chosen_release, chosen_arch
 
 
-@dataclass(frozen=True)
-class ProfileSource:
 def _check_element(name: str) -> str:
     if not ELEMENT_NAME.match(name) or ".." in name:
         raise ValueError(f"{quote(name)} is not an element name (a directory name on the elements path, "
@@ -174,14 +157,8 @@ def _check_element(name: str) -> str:
     return name
 
 
-def known_release(name: str) -> str:
-    """The catalog's spelling of a release name; ValueError (for the validators) for one it does not know."""
-    try:
-        return catalog.find_release(name).name
-    except UsageError as exc:
-        raise ValueError(exc.message) from None
-
-
+@dataclass(frozen=True)
+class ProfileSource:
     name: str
     path: Path
 
@@ -215,9 +192,35 @@ def load_profile(name: str, extra_dirs: Sequence[Path] = ()) -> Profile:
     merged = _resolve(source, extra_dirs, chain=())
     merged["name"] = source.name
     try:
-        return Profile.model_validate(merged)
+        profile = Profile.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(describe(source.path, exc)) from None
+    check_releases(source.path, profile.releases)
+    check_cloud_targets(source.path, {cloud: (t.regions, t.copy_to, t.share) for cloud, t in profile.clouds.items()})
+    return profile
+
+
+# The models check shape; the loaders check a file's values against the world outside it (the catalog, each
+# cloud's rules), so tests can still build models with made-up releases and accounts.
+
+def check_releases(path: Path, releases: Sequence[str]) -> None:
+    """A settings file's releases are the catalog's."""
+    for number, name in enumerate(releases):
+        try:
+            catalog.find_release(name)
+        except UsageError as exc:
+            raise ConfigError(f"{path}: releases[{number}]: {exc.message}") from None
+
+
+def check_cloud_targets(path: Path, targets: dict[str, tuple[Sequence[str] | None, ...]]) -> None:
+    """Each cloud's regions, copy_to and share lists in a settings file fit that cloud's rules."""
+    from eulerpub.clouds import rules
+
+    for cloud, (regions, copy_to, share) in targets.items():
+        problem = rules.settings_problem(cloud, f"clouds.{cloud}", regions=regions or (), copy_to=copy_to or (),
+                                         share=share or ())
+        if problem:
+            raise ConfigError(f"{path}: {problem}")
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -12,10 +12,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from eulerpub.clouds import rules
 from eulerpub.configfile import describe, read_mapping
 from eulerpub.errors import ConfigError, UsageError
-from eulerpub.profiles import Arch, CloudName, Profile, known_release, load_profile
+from eulerpub.profiles import Arch, CloudName, Profile, check_cloud_targets, check_releases, load_profile
 
 DEFAULT_CONFIG = Path("release.yaml")
 # One DIB build at a time runs anyway; the limit bounds boot tests and publishes running beside it.
@@ -68,20 +67,6 @@ class ReleaseConfig(_Strict):
         return values
 
     @model_validator(mode="after")
-    @field_validator("releases")
-    @classmethod
-    def _known_releases(cls, values: list[str]) -> list[str]:
-        return [known_release(v) for v in values]
-
-    @model_validator(mode="after")
-    def _targets_fit_their_cloud(self) -> ReleaseConfig:
-        for cloud, target in self.clouds.items():
-            problem = rules.settings_problem(cloud, f"clouds.{cloud}", regions=target.regions or (),
-                                             copy_to=target.copy_to or (), share=target.share or ())
-            if problem:
-                raise ValueError(problem)
-        return self
-
     def _exclude_names_known_values(self) -> ReleaseConfig:
         known: dict[str, set[str]] = {"profile": set(self.profiles), "release": set(self.releases),
                                       "arch": set(self.arches), "cloud": set(self.clouds)}
@@ -99,9 +84,12 @@ def load_config(path: Path) -> ReleaseConfig:
     """Read and validate a release config; a ConfigError names the file and the key of the first problem."""
     data = read_mapping(path, missing="no such release config; pass --config or create it")
     try:
-        return ReleaseConfig.model_validate(data)
+        config = ReleaseConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(describe(path, exc)) from None
+    check_releases(path, config.releases)
+    check_cloud_targets(path, {cloud: (t.regions, t.copy_to, t.share) for cloud, t in config.clouds.items()})
+    return config
 
 
 def load_profiles(config: ReleaseConfig, source: Path, extra_dirs: Sequence[Path] = ()) -> dict[str, Profile]:

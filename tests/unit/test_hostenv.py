@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from eulerpub import hostenv
+from eulerpub.errors import EulerpubError
 
 
 def facts(**overrides) -> hostenv.HostFacts:
@@ -99,6 +100,41 @@ def test_lock_held(tmp_path):
                                "fcntl.flock(f, fcntl.LOCK_SH|fcntl.LOCK_NB)", str(lock)]).returncode
         assert held != 0
     assert not hostenv.lock_held(lock)
+
+
+def test_a_symlink_planted_at_the_lock_path_is_refused_and_its_target_untouched(tmp_path):
+    """Issue 9: the lock sits in a world-writable directory; root must not follow a planted link and truncate
+    (or write a pid into) what it points at."""
+    victim = tmp_path / "passwd"
+    victim.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    lock = tmp_path / "eulerpub-dib-build.lock"
+    lock.symlink_to(victim)
+    with pytest.raises(EulerpubError, match="is a symbolic link; not following it"), hostenv.build_lock(lock):
+        pytest.fail("the build ran under a lock taken through a symlink")
+    assert victim.read_text() == "root:x:0:0:root:/root:/bin/bash\n"
+    with pytest.raises(EulerpubError, match="symbolic link"):
+        hostenv.lock_held(lock)
+
+
+def test_a_hard_link_or_a_fifo_at_the_lock_path_is_never_written_or_blocked_on(tmp_path):
+    victim = tmp_path / "shadow"
+    victim.write_text("secret\n")
+    linked = tmp_path / "linked.lock"
+    os.link(victim, linked)
+    with hostenv.build_lock(linked):
+        pass
+    assert victim.read_text() == "secret\n", "a lock file with a second name is locked, never rewritten"
+    fifo = tmp_path / "fifo.lock"
+    os.mkfifo(fifo)
+    with pytest.raises(EulerpubError, match="not a regular file"):
+        hostenv.lock_held(fifo)  # an open() without O_NONBLOCK would hang here
+
+
+def test_an_existing_lock_file_is_locked_without_being_truncated_first(tmp_path):
+    lock = tmp_path / "build.lock"
+    lock.write_text("4242")
+    with hostenv.build_lock(lock):
+        assert lock.read_text() == str(os.getpid())
 
 
 def test_free_bytes_walks_up_to_an_existing_directory(tmp_path):

@@ -50,7 +50,7 @@ def test_eulerpub_tags_cannot_be_overridden_by_user_tags():
     ("aws", PublishOptions(region="us-east-1", name="a\x1b[31mred"), "which AWS does not allow in image names"),
     ("aws", PublishOptions(region="us-east-1", name="x" * 129), "129 characters; AWS allows 3-128"),
     ("tencent", PublishOptions(region="ap-guangzhou", bucket="b", name="x" * 61), "Tencent Cloud allows 1-60"),
-    ("huawei", PublishOptions(region="cn-north-4", bucket="b", name="a+b"), "'\+', which Huawei Cloud"),
+    ("huawei", PublishOptions(region="cn-north-4", bucket="b", name="a+b"), r"'\+', which Huawei Cloud"),
     ("aws", PublishOptions(region="us-east-1", share=("1234",)), "12-digit AWS account id"),
     ("huawei", PublishOptions(region="cn-north-4", bucket="b", share=("123456789012",)), "32-hex-digit"),
     ("tencent", PublishOptions(region="ap-guangzhou", bucket="b", share=("abc",)), "numeric Tencent"),
