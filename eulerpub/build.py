@@ -245,7 +245,7 @@ def run_build(plan: BuildPlan, *, force: bool = False,
         _remove_tree(plan.partial_dir)
         plan.partial_dir.mkdir(parents=True)
         log_path = plan.partial_dir / "build.log"
-        env = hostenv.dib_environment(facts, paths.cache_dir(), dict(os.environ))
+        env = hostenv.dib_environment(facts, paths.cache_dir(), dib.inherited_environment(os.environ))
         env.update(plan.command.env)
         Path(env["TMP_DIR"]).mkdir(parents=True, exist_ok=True)
         final_log = plan.final_dir / "build.log"

@@ -25,9 +25,26 @@ _PHASE_RE = re.compile(r"Running hooks from \S*/(?P<phase>[a-z-]+)\.d\b"
                        r"|dib-run-parts Running \S*/(?P<phase2>[a-z-]+)\.d/(?P<script>\S+)")
 
 
+# What disk-image-create inherits from eulerpub's own environment: the basics a shell and sudo need, the locale,
+# proxies, and DIB_* settings the operator exported (e.g. DIB_DISTRIBUTION_MIRROR). Nothing else: cloud
+# credentials, tokens, LD_PRELOAD, BASH_ENV, PYTHONPATH and the like never reach the element scripts, which run
+# as root and write into the image.
+INHERITED_NAMES = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "TZ", "LANG", "LANGUAGE",
+    "http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY",
+    "SUDO_USER", "SUDO_UID", "SUDO_GID",
+})
+INHERITED_PREFIXES = ("LC_", "DIB_")
+
+
+def inherited_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of `environ` a DIB run may see (the variables eulerpub sets are added on top)."""
+    return {k: v for k, v in environ.items() if k in INHERITED_NAMES or k.startswith(INHERITED_PREFIXES)}
+
+
 @dataclass(frozen=True)
 class DibCommand:
-    """One disk-image-create run: argv plus the variables eulerpub sets (the rest is inherited)."""
+    """One disk-image-create run: argv plus the variables eulerpub sets (on top of `inherited_environment`)."""
 
     argv: list[str]
     env: dict[str, str]

@@ -19,13 +19,14 @@ set -eu
 stem=""
 while [ $# -gt 0 ]; do case "$1" in -o) stem=$2; shift 2 ;; *) shift ;; esac; done
 echo "Running hooks from /tmp/x/hooks/root.d"
-[ -n "${FAKE_DIB_FAIL:-}" ] && { echo "element script failed"; exit 1; }
+[ -n "${DIB_FAKE_FAIL:-}" ] && { echo "element script failed"; exit 1; }
 test -f "$DIB_LOCAL_IMAGE"
 mkdir -p "$stem.d/dib-manifests"
 printf 'bash\t5.2-1\tamd64\ncloud-init\t22.4\tall\n' >"$stem.d/dib-manifests/eulerpub-packages.tsv"
 truncate -s 64M "$stem.raw"
 printf 'not really a filesystem' | dd of="$stem.raw" conv=notrunc status=none
-echo "$*" >>"$FAKE_DIB_CALLS"
+echo "$*" >>"$DIB_FAKE_CALLS"
+env >"$DIB_FAKE_CALLS.env"
 """
 
 
@@ -50,7 +51,7 @@ def fake_env(tmp_path, monkeypatch):
     exe.chmod(0o755)
     calls = tmp_path / "calls"
     calls.touch()
-    monkeypatch.setenv("FAKE_DIB_CALLS", str(calls))
+    monkeypatch.setenv("DIB_FAKE_CALLS", str(calls))
     monkeypatch.setattr(build, "_disk_image_create", lambda: str(exe))
     monkeypatch.setattr(build, "MIN_FREE_BYTES", 0)
     monkeypatch.setattr(hostenv, "teardown_stale", lambda *a, **k: [])
@@ -120,7 +121,7 @@ def test_build_then_reuse_then_force(tmp_path, fake_env):
 
 def test_failed_build_leaves_no_record_and_names_the_log(tmp_path, fake_env, monkeypatch):
     _calls, fetcher = fake_env
-    monkeypatch.setenv("FAKE_DIB_FAIL", "1")
+    monkeypatch.setenv("DIB_FAKE_FAIL", "1")
     out = tmp_path / "builds"
     plan = build.plan_build(profile(), output=out, fetcher=fetcher)
     with pytest.raises(EulerpubError) as caught:
@@ -130,3 +131,26 @@ def test_failed_build_leaves_no_record_and_names_the_log(tmp_path, fake_env, mon
     assert not (out / plan.build_id).exists()
     assert not list(out.rglob("manifest.json"))
     assert json.dumps(plan.describe())  # the plan stays serialisable for --json
+
+
+def test_cloud_credentials_and_host_steering_variables_never_reach_disk_image_create(tmp_path, fake_env,
+                                                                                     monkeypatch):
+    """Issue 9: DIB and every element script (root, writing into the image) get an allowlisted environment."""
+    calls, fetcher = fake_env
+    sourced = tmp_path / "bash-env-ran"
+    (tmp_path / "evil.sh").write_text(f"touch {sourced}\n")
+    leaky = {"AWS_SECRET_ACCESS_KEY": "aws-secret-DoNotLeak", "AWS_SESSION_TOKEN": "aws-token-DoNotLeak",
+             "HUAWEICLOUD_SDK_SK": "hw-secret-DoNotLeak", "TENCENTCLOUD_SECRET_KEY": "tc-secret-DoNotLeak",
+             "GITHUB_TOKEN": "gh-DoNotLeak", "BASH_ENV": str(tmp_path / "evil.sh"), "PYTHONPATH": "/evil",
+             "LD_LIBRARY_PATH": "/evil"}
+    for name, value in leaky.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DIB_DISTRIBUTION_MIRROR", "http://mirror.example/debian")  # an operator's DIB setting
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    build.run_build(build.plan_build(profile(), output=tmp_path / "builds", mirror="http://m", fetcher=fetcher))
+    seen = dict(line.split("=", 1) for line in Path(f"{calls}.env").read_text().splitlines() if "=" in line)
+    assert not set(leaky) & set(seen), sorted(set(leaky) & set(seen))
+    assert not any("DoNotLeak" in value for value in seen.values())
+    assert not sourced.exists(), "BASH_ENV was honoured by disk-image-create's bash"
+    assert seen["DIB_DISTRIBUTION_MIRROR"] == "http://mirror.example/debian" and seen["LC_ALL"] == "C.UTF-8"
+    assert seen["DIB_LOCAL_IMAGE"].endswith("base.qcow2") and "PATH" in seen and "HOME" in seen

@@ -67,6 +67,30 @@ def test_profiles_path_from_environment(tmp_path, monkeypatch):
     ("extends: nothere\n", "extends: unknown profile 'nothere'"),
     ("extends: bad\n", "extends: cycle bad -> bad"),
     ("- a list\n", "expected a mapping"),
+    # issue 9: what a profile may hand to the build (env, packages, elements) and to the name template
+    ("extends: minimal\nenv: {LD_PRELOAD: /tmp/x.so}\n", "env: 'LD_PRELOAD': a profile sets only variables for"),
+    ("extends: minimal\nenv: {PATH: /tmp/bin}\n", "env: 'PATH': a profile sets only"),
+    ("extends: minimal\nenv: {ELEMENTS_PATH: /tmp/el}\n", "env: 'ELEMENTS_PATH': a profile sets only"),
+    ("extends: minimal\nenv: {DIB_LOCAL_IMAGE: /etc/shadow}\n", "DIB_LOCAL_IMAGE is set by eulerpub itself"),
+    ("extends: minimal\nenv: {DIB_PYTHON_EXEC: /tmp/sh}\n", "DIB_PYTHON_EXEC is set by eulerpub itself"),
+    ("extends: minimal\npackages: ['bash; id,--nogpgcheck']\n", "'bash; id,--nogpgcheck' is not a package name"),
+    ("extends: minimal\npackages: ['--nogpgcheck']\n", "'--nogpgcheck' is not a package name"),
+    ("extends: minimal\nelements: [/etc]\n", "'/etc' is not an element name"),
+    ("extends: minimal\nelements: ['../../tmp/evil']\n", "is not an element name"),
+    ("extends: minimal\nbase_element: /opt/el\n", "base_element: '/opt/el' is not an element name"),
+    ("extends: minimal\nname_template: 'openEuler-{release}-{arch:{build_id.__class__}}'\n",
+     "placeholders take no format spec"),
+    ("extends: minimal\nname_template: 'openEuler-{release}-{arch!r}'\n", "placeholders take no format spec"),
+    ("extends: minimal\nname_template: 'openEuler-{release}-{arch.__class__}'\n", "unknown placeholder"),
+    ("extends: minimal\nreleases: [99.99-LTS]\n", "releases[0]: unknown openEuler release '99.99-LTS'"),
+    ("extends: minimal\nclouds: {aws: {regions: ['us-east-1; rm']}}\n", "clouds.aws.regions[0]: 'us-east-1; rm'"),
+    ("extends: minimal\nclouds: {huawei: {regions: [cn-north-4], share: ['1234']}}\n",
+     "clouds.huawei.share[0]: '1234': expected a 32-hex-digit project id"),
+    ("x: " + "[" * 100 + "]" * 100 + "\n", "nested more than 32 levels deep"),
+    ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nreleases: *e\narches: [x86_64]\n",
+     "more than 20000 values once its aliases are expanded"),
 ])
 def test_bad_profiles_name_file_and_key(tmp_path, text, expected):
     write(tmp_path, "bad", text)
@@ -108,3 +132,16 @@ def test_cli_show_json_is_the_resolved_profile(cli):
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert data["name"] == "hpc" and "hpc-toolchain" in data["elements"]
+
+
+def test_non_utf8_profile_is_one_sentence(tmp_path):
+    (tmp_path / "bin.yaml").write_bytes(b"releases: [\xff\xfe]\n")
+    with pytest.raises(ConfigError, match=r"bin.yaml: not UTF-8 text \(byte 11 is 0xff\)"):
+        load_profile("bin", [tmp_path])
+
+
+def test_an_error_quotes_a_short_prefix_of_a_long_value(tmp_path):
+    write(tmp_path, "long", "extends: minimal\nelements: ['" + "x" * 5000 + "/']\n")
+    with pytest.raises(ConfigError) as err:
+        load_profile("long", [tmp_path])
+    assert len(str(err.value)) < 300 and "(5001 characters)" in str(err.value)
