@@ -121,6 +121,8 @@ class MotoHarness:
     copied: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     import_tasks: dict[str, ImportTask] = field(default_factory=dict)
     block_public_access: dict[str, str] = field(default_factory=dict)
+    snapshot_block_public_access: dict[str, str] = field(default_factory=dict)  # region -> state (unblocked)
+    md5_buckets: set[str] = field(default_factory=set)  # buckets that act as OBS/COS: Content-MD5 required
     fail_next_imports: int = 0
     # EBS direct eventual consistency: the first N PutSnapshotBlock calls for each new snapshot answer 404
     # ResourceNotFoundException (coldsnap and the EBS direct docs: a new snapshot is not visible at once).
@@ -155,6 +157,8 @@ class MotoHarness:
             self.copied.clear()
             self.import_tasks.clear()
             self.block_public_access.clear()
+            self.snapshot_block_public_access.clear()
+            self.md5_buckets.clear()
             self.tokens.clear()
             self.pending_images.clear()
             self.fail_next_imports = 0
@@ -206,6 +210,8 @@ def _describe(environ: dict[str, Any], body: bytes) -> Recorded:
         action = _s3_action(method, path, query)
         params = {k: v[0] for k, v in query.items()}
         params.update(_amz_headers(environ))
+        if environ.get("HTTP_CONTENT_MD5"):
+            params["content-md5"] = environ["HTTP_CONTENT_MD5"]
     elif service == "ebs":
         action = _ebs_action(method, path)
         params = _amz_headers(environ)
@@ -243,6 +249,35 @@ FAULT_RESPONSES = {
     "fail": {"ec2": (400, "InvalidParameterValue"), "s3": (403, "AccessDenied"), "ebs": (400, "ValidationException"),
              "iam": (403, "AccessDenied"), "sts": (403, "AccessDenied")},
 }
+
+
+def _s3_refusal(rec: Recorded, body: bytes, harness: MotoHarness) -> tuple[str, str] | None:
+    """(code, message) when real S3 (or OBS/COS for `harness.md5_buckets`) would refuse the request; moto would not.
+
+    - UploadPart's x-amz-checksum-sha256 must match the body (S3 API reference, UploadPart: BadDigest).
+    - A Content-MD5 must match the body (S3 API reference, PutObject/UploadPart; OBS and COS check it the same way).
+    - In an OBS/COS bucket, UploadPart and PutObject must carry Content-MD5: those stores ignore x-amz-checksum-*,
+      so it is the upload's only integrity check (a fixture rule: eulerpub must send it there).
+    - At most 10 tags per object (S3 User Guide, "Categorizing your storage using tags"), refused when the upload
+      starts rather than when it completes (moto checks at completion).
+    """
+    if rec.action not in ("UploadPart", "PutObject", "CreateMultipartUpload"):
+        return None
+    if rec.action == "UploadPart":
+        sha256 = rec.params.get("x-amz-checksum-sha256")
+        if sha256 and base64.b64encode(hashlib.sha256(body).digest()).decode() != sha256:
+            return "BadDigest", "The SHA256 you specified did not match the calculated checksum."
+    if rec.action in ("UploadPart", "PutObject"):
+        md5 = rec.params.get("content-md5")
+        if md5 and base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode() != md5:
+            return "BadDigest", "The Content-MD5 you specified did not match what we received."
+        bucket = rec.path.strip("/").split("/", 1)[0]
+        if not md5 and bucket in harness.md5_buckets:
+            return "InvalidRequest", f"{rec.action} to bucket {bucket} (OBS/COS flavour) needs Content-MD5"
+    tagging = rec.params.get("x-amz-tagging")
+    if tagging and rec.action != "UploadPart" and len(parse_qs(tagging, keep_blank_values=True)) > 10:
+        return "BadRequest", "Object tags cannot be greater than 10"
+    return None
 
 
 class Recorder:
@@ -292,11 +327,10 @@ class Recorder:
             status_line, headers, payload = _error_response(rec, status, code, fault.message)
             start_response(status_line, [*headers, ("Content-Length", str(len(payload)))])
             return [payload]
-        expected = rec.params.get("x-amz-checksum-sha256") if rec.action == "UploadPart" else None
-        if expected and base64.b64encode(hashlib.sha256(body).digest()).decode() != expected:
-            rec.status = 400  # S3 checks ChecksumSHA256; moto does not
-            status_line, headers, payload = _error_response(rec, 400, "BadDigest", "The SHA256 you specified did "
-                                                            "not match the calculated checksum.")
+        refusal = _s3_refusal(rec, body, self.harness) if rec.service == "s3" else None
+        if refusal is not None:
+            rec.status = 400
+            status_line, headers, payload = _error_response(rec, 400, *refusal)
             start_response(status_line, [*headers, ("Content-Length", str(len(payload)))])
             return [payload]
         environ["wsgi.input"] = io.BytesIO(body)
@@ -339,6 +373,7 @@ def _snapshot_from_bytes(region: str, raw: bytes, description: str) -> str:
     gib = max(1, -(-len(raw) // 1024**3))
     volume = ec2.create_volume(size=gib, zone_name=f"{region}a")
     snapshot = ec2.create_snapshot(volume.id, description)
+    snapshot.encrypted = ec2.ebs_encryption_by_default
     ebs_snapshot = EBSSnapshot(account_id=ACCOUNT, snapshot=snapshot)
     for index in range(-(-len(raw) // BLOCK)):
         chunk = raw[index * BLOCK:(index + 1) * BLOCK].ljust(BLOCK, b"\0")
@@ -348,6 +383,13 @@ def _snapshot_from_bytes(region: str, raw: bytes, description: str) -> str:
     ebs_snapshot.status = "completed"
     ebs_backends[ACCOUNT][region].snapshots[snapshot.id] = ebs_snapshot
     return snapshot.id
+
+
+def _partition(region: str) -> str:
+    """moto keeps IAM and S3 per partition (aws, aws-cn, aws-us-gov), as AWS does."""
+    import boto3
+
+    return boto3.session.Session().get_partition_for_region(region)
 
 
 def _install(mp: pytest.MonkeyPatch, harness: MotoHarness) -> None:
@@ -409,6 +451,7 @@ def _install(mp: pytest.MonkeyPatch, harness: MotoHarness) -> None:
         source = ec2_backends[ACCOUNT][params["SourceRegion"]].describe_images(ami_ids=[params["SourceImageId"]])[0]
         ami = self.ec2_backend.copy_image(source.id, params["SourceRegion"], params["Name"], params["Description"])
         snapshot = ami.ebs_snapshot
+        snapshot.encrypted = self.ec2_backend.ebs_encryption_by_default  # a copy gets the region's default
         ami.recorded_bdm = [{**m, "Ebs": {**m.get("Ebs", {}), "SnapshotId": snapshot.id}}
                             for m in source.block_device_mappings]
         tags = {t["key"]: t["value"] for t in source.get_tags()} if params["CopyImageTags"] else {}
@@ -439,7 +482,12 @@ def _install(mp: pytest.MonkeyPatch, harness: MotoHarness) -> None:
                     del harness.pending_images[image_id]
                 else:
                     harness.pending_images[image_id] = left - 1
-        return original_describe_images(self)
+        result = original_describe_images(self)
+        # "IncludeDisabled ... Default: No disabled AMIs are included in the response" (botocore ec2 model,
+        # DescribeImagesRequest); moto lists them always.
+        if not self._get_bool_param("IncludeDisabled", False):
+            result.result["Images"] = [i for i in result.result["Images"] if i.state != "disabled"]
+        return result
 
     def import_snapshot(self: Any) -> ActionResult:
         container = self._get_param("DiskContainer") or {}
@@ -451,7 +499,7 @@ def _install(mp: pytest.MonkeyPatch, harness: MotoHarness) -> None:
             return ActionResult({"ImportTaskId": known})
         from moto.iam.models import iam_backends
         try:
-            iam_backends[ACCOUNT]["aws"].get_role(role)
+            iam_backends[ACCOUNT][_partition(self.region)].get_role(role)
         except Exception:
             raise EC2ClientError("InvalidParameter", f"The service role {role} provided does not exist or does "
                                  "not have sufficient permissions") from None
@@ -486,7 +534,7 @@ def _install(mp: pytest.MonkeyPatch, harness: MotoHarness) -> None:
                     "[Unsupported specified file format] (injected)"}
         if task.snapshot_id is None:
             from moto.s3.models import s3_backends
-            data = s3_backends[ACCOUNT]["aws"].get_object(task.bucket, task.key).value
+            data = s3_backends[ACCOUNT][_partition(task.region)].get_object(task.bucket, task.key).value
             task.snapshot_id = _snapshot_from_bytes(task.region, _raw_bytes(data, task.format),
                                                     f"Created by AWS-VMImport service for {task.task_id}")
         return {**detail, "Status": "completed", "Progress": "100", "SnapshotId": task.snapshot_id}
@@ -504,10 +552,50 @@ def _install(mp: pytest.MonkeyPatch, harness: MotoHarness) -> None:
         return ActionResult({"ImageBlockPublicAccessState": harness.block_public_access.get(self.region,
                                                                                            "unblocked")})
 
+    def get_snapshot_block_public_access_state(self: Any) -> ActionResult:
+        return ActionResult({"State": harness.snapshot_block_public_access.get(self.region, "unblocked"),
+                             "ManagedBy": "account"})
+
+    original_modify_snapshot_attribute = EC2Response.modify_snapshot_attribute
+
+    def modify_snapshot_attribute(self: Any) -> Any:
+        # "You can't share snapshots that are encrypted with the default AWS managed key" (EC2 User Guide,
+        # "Share an Amazon EBS snapshot"); public sharing is refused while snapshot block public access is on
+        # (botocore ec2 model, GetSnapshotBlockPublicAccessState / SnapshotBlockPublicAccessState).
+        snapshot = self.ec2_backend.snapshots.get(self._get_param("SnapshotId"))
+        if self._get_param("OperationType") == "add" and snapshot is not None:
+            if snapshot.encrypted:
+                raise EC2ClientError("InvalidParameter", "Snapshots encrypted with the AWS Managed CMK can't be "
+                                     "shared. Specify another snapshot.")
+            state = harness.snapshot_block_public_access.get(self.region, "unblocked")
+            if "all" in (self._get_param("GroupNames") or []) and state != "unblocked":
+                raise EC2ClientError("OperationNotPermitted", f"Block public access for snapshots is {state}")
+        return original_modify_snapshot_attribute(self)
+
+    original_deregister = EC2Response.deregister_image
+
+    def deregister_image(self: Any) -> Any:
+        # DeleteAssociatedSnapshots: the AMI's snapshots go too, except one another AMI also uses (botocore ec2
+        # model, DeregisterImageRequest). moto ignores the flag.
+        ami = self.ec2_backend.amis.get(self._get_param("ImageId"))
+        snapshots = [m.get("Ebs", {}).get("SnapshotId") for m in (ami.block_device_mappings if ami else [])
+                     if isinstance(m, dict)]
+        result = original_deregister(self)
+        if self._get_param("DeleteAssociatedSnapshots") and ami is not None:
+            used = {m.get("Ebs", {}).get("SnapshotId") for other in self.ec2_backend.amis.values()
+                    for m in other.block_device_mappings if isinstance(m, dict)}
+            for snapshot_id in snapshots:
+                if snapshot_id and snapshot_id not in used and snapshot_id in self.ec2_backend.snapshots:
+                    self.ec2_backend.delete_snapshot(snapshot_id)
+        return result
+
     for name, fn in (("register_image", register_image), ("copy_image", copy_image),
                      ("describe_images", describe_images), ("import_snapshot", import_snapshot),
                      ("describe_import_snapshot_tasks", describe_import_snapshot_tasks),
-                     ("get_image_block_public_access_state", get_image_block_public_access_state)):
+                     ("get_image_block_public_access_state", get_image_block_public_access_state),
+                     ("get_snapshot_block_public_access_state", get_snapshot_block_public_access_state),
+                     ("modify_snapshot_attribute", modify_snapshot_attribute),
+                     ("deregister_image", deregister_image)):
         mp.setattr(EC2Response, name, fn, raising=False)
 
     # EBS direct: ClientToken, pending until complete, checksums verified like the real service.
@@ -525,7 +613,11 @@ def _install(mp: pytest.MonkeyPatch, harness: MotoHarness) -> None:
                                  "StartTime": snapshot.start_time, "VolumeSize": snapshot.volume_size,
                                  "BlockSize": BLOCK, "Tags": snapshot.tags})
         snapshot_id = original_start(self).result["SnapshotId"]
-        self.ebs_backend.ec2_backend.snapshots[snapshot_id].status = "pending"
+        ec2_snapshot = self.ebs_backend.ec2_backend.snapshots[snapshot_id]
+        ec2_snapshot.status = "pending"
+        # With EBS encryption by default on, the new snapshot is encrypted with the default key (EBS direct
+        # docs, StartSnapshot "Encrypted"); moto leaves it plain.
+        ec2_snapshot.encrypted = self.ebs_backend.ec2_backend.ebs_encryption_by_default
         with harness.lock:
             if token:
                 harness.tokens[(self.region, "ebs", token)] = snapshot_id

@@ -75,6 +75,11 @@ def _image_ref(region: str, image: dict[str, Any]) -> ImageRef:
                     tags={t["Key"]: t["Value"] for t in image.get("Tags", [])}, created=image.get("CreationDate", ""))
 
 
+def partition(region: str) -> str:
+    """The region's partition (aws, aws-cn, aws-us-gov...), as botocore's endpoint data says: ARNs start with it."""
+    return boto3.session.Session().get_partition_for_region(region)
+
+
 def known_regions() -> set[str]:
     """Every EC2 region botocore knows, in every partition (offline: no DNS lookups for a typo)."""
     session = boto3.session.Session()
@@ -118,10 +123,26 @@ class AwsAdapter:
             client, settings = self._store(spec.source_region)
             assert spec.bucket  # make_spec demands one for s3
             objectstore.check_bucket(client, settings, spec.bucket)
-            aws_vmimport.ensure_role(self.clients.get("iam", spec.source_region), spec.bucket)
-        if spec.public:
+            objectstore.object_tags(spec.all_tags)  # S3's 10 tags per object, before anything is uploaded
+            if not aws_vmimport.check_role(self.clients.get("iam", spec.source_region)):
+                log.info("the '%s' role VM Import needs is missing; the upload step creates it",
+                         aws_vmimport.ROLE_NAME)
+        if spec.share_with or spec.public:
             for region in spec.regions:
-                self._check_public_allowed(region)
+                self._check_shareable(region, spec.public)
+
+    def _check_shareable(self, region: str, public: bool) -> None:
+        """Sharing fails only after the upload when the account's settings forbid it: ask them first."""
+        ec2 = self._ec2(region)
+        encrypted = self._call(region, "get_ebs_encryption_by_default",
+                               ec2.get_ebs_encryption_by_default)["EbsEncryptionByDefault"]
+        if encrypted:
+            raise UsageError(f"EBS encryption by default is on in {region}, so the image's snapshot would be "
+                             "encrypted with the default key, and AWS does not let such a snapshot be shared or "
+                             "made public; turn it off (aws ec2 disable-ebs-encryption-by-default --region "
+                             f"{region}) or drop --share/--public")
+        if public:
+            self._check_public_allowed(region)
 
     def _check_public_allowed(self, region: str) -> None:
         ec2 = self._ec2(region)
@@ -130,6 +151,12 @@ class AwsAdapter:
         if state != "unblocked":
             raise UsageError(f"Block Public Access for AMIs is on in {region}, so --public would fail; turn it off "
                              f"(aws ec2 disable-image-block-public-access --region {region}) or drop --public")
+        snapshots = self._call(region, "get_snapshot_block_public_access_state",
+                               ec2.get_snapshot_block_public_access_state)["State"]
+        if snapshots != "unblocked":
+            raise UsageError(f"Block Public Access for snapshots is {snapshots} in {region}, so the image's "
+                             "snapshot cannot be made public and --public would fail after the upload; unblock it "
+                             f"(aws ec2 disable-snapshot-block-public-access --region {region}) or drop --public")
         public = self._call(region, "describe_images", ec2.describe_images, Owners=["self"],
                             Filters=[{"Name": "is-public", "Values": ["true"]}])["Images"]
         if len(public) >= DEFAULT_PUBLIC_AMI_QUOTA:
@@ -181,6 +208,8 @@ class AwsAdapter:
         sha256 = spec.image.sha256 if path == spec.image.path else sha256_file(path)
         client, settings = self._store(spec.source_region)
         assert spec.bucket
+        aws_vmimport.ensure_role(self.clients.get("iam", spec.source_region), spec.bucket,
+                                 partition(spec.source_region))
         stored = objectstore.upload_file(client, settings, spec.bucket, key, path, size=path.stat().st_size,
                                          sha256=sha256, checkpoint=checkpoint, progress=progress,
                                          tags=spec.all_tags)
@@ -342,17 +371,15 @@ class AwsAdapter:
         ec2 = self._ec2(region)
         with boto.errors(CLOUD, region, "deregister_image", image_id):
             try:
-                images = retry.call(ec2.describe_images, ImageIds=[image_id])["Images"]
+                images = retry.call(ec2.describe_images, ImageIds=[image_id], IncludeDisabled=True)["Images"]
             except ClientError as exc:
                 if boto.error_code(exc) == "InvalidAMIID.NotFound":
                     return
                 raise
             if not images:
                 return
-            snapshots = _image_ref(region, images[0]).snapshot_ids
-            retry.call(ec2.deregister_image, ImageId=image_id)
-            for snapshot_id in snapshots:
-                self._delete_snapshot(ec2, snapshot_id)
+            # EC2 deletes the image's snapshots with it (one another AMI also uses stays).
+            retry.call(ec2.deregister_image, ImageId=image_id, DeleteAssociatedSnapshots=True)
 
     @staticmethod
     def _delete_snapshot(ec2: Any, snapshot_id: str) -> None:
@@ -367,8 +394,10 @@ class AwsAdapter:
 
     def list_leftovers(self, region: str, *, bucket: str | None = None) -> list[Leftover]:
         ec2 = self._ec2(region)
-        # Any AMI of the account counts, eulerpub's or not: a snapshot an image is made from is no orphan.
-        images = self._call(region, "describe_images", ec2.describe_images, Owners=["self"])["Images"]
+        # Any AMI of the account counts, eulerpub's or not, disabled ones too (DescribeImages leaves them out
+        # unless asked): a snapshot an image is made from is no orphan.
+        images = self._call(region, "describe_images", ec2.describe_images, Owners=["self"],
+                            IncludeDisabled=True)["Images"]
         used = {snapshot for image in images for snapshot in _image_ref(region, image).snapshot_ids}
         found: list[Leftover] = []
         token: dict[str, str] = {}

@@ -1,7 +1,9 @@
 """The `vmimport` service role that VM Import (import_snapshot) assumes to read the uploaded image.
 
-Checked before any upload; created (with read access to the bucket) when missing and the credentials may
-create roles; otherwise one sentence saying what an administrator must do.
+`check_role` (preflight, read-only, so `--dry-run` runs it too) says whether it exists and whether these
+credentials may read IAM; `ensure_role` (the upload step, before any byte is sent) creates it with read access to
+the bucket when missing and the credentials may create roles, otherwise one sentence saying what an administrator
+must do. ARNs carry the region's partition (`arn:aws-cn:` in China, `arn:aws-us-gov:` in GovCloud).
 """
 
 from __future__ import annotations
@@ -32,13 +34,13 @@ TRUST_POLICY = {
 }
 
 
-def role_policy(bucket: str) -> dict[str, Any]:
-    """What VM Import needs: read the bucket, make snapshots."""
+def role_policy(bucket: str, partition: str) -> dict[str, Any]:
+    """What VM Import needs: read the bucket (an ARN of `partition`: aws, aws-cn, aws-us-gov), make snapshots."""
     return {
         "Version": "2012-10-17",
         "Statement": [
             {"Effect": "Allow", "Action": ["s3:GetBucketLocation", "s3:GetObject", "s3:ListBucket"],
-             "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]},
+             "Resource": [f"arn:{partition}:s3:::{bucket}", f"arn:{partition}:s3:::{bucket}/*"]},
             {"Effect": "Allow", "Action": ["ec2:ModifySnapshotAttribute", "ec2:CopySnapshot", "ec2:RegisterImage",
                                            "ec2:Describe*"], "Resource": "*"},
         ],
@@ -49,12 +51,11 @@ def _denied(exc: ClientError) -> bool:
     return boto.error_code(exc) in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation")
 
 
-def ensure_role(iam: Any, bucket: str) -> bool:
-    """Make sure the vmimport role exists and may read `bucket`; True if this call created it."""
+def check_role(iam: Any) -> bool:
+    """Read-only: True if the vmimport role exists; one sentence when these credentials may not read IAM roles."""
     with boto.errors("aws", None, "iam:GetRole", ROLE_NAME):
         try:
             retry.call(iam.get_role, RoleName=ROLE_NAME)
-            created = False
         except ClientError as exc:
             if _denied(exc):
                 raise CloudError("aws", None, "iam:GetRole", f"these credentials may not read IAM roles, so the "
@@ -62,7 +63,13 @@ def ensure_role(iam: Any, bucket: str) -> bool:
                                  f"grant iam:GetRole ({DOCS})", ROLE_NAME) from None
             if boto.error_code(exc) != "NoSuchEntity":
                 raise
-            created = True
+            return False
+    return True
+
+
+def ensure_role(iam: Any, bucket: str, partition: str) -> bool:
+    """Make sure the vmimport role exists and may read `bucket`; True if this call created it."""
+    created = not check_role(iam)
     if created:
         log.info("creating the '%s' service role VM Import needs", ROLE_NAME)
         try:
@@ -78,7 +85,7 @@ def ensure_role(iam: Any, bucket: str) -> bool:
                 raise boto.translate(exc, "aws", None, "iam:CreateRole", ROLE_NAME) from exc
     try:
         retry.call(iam.put_role_policy, RoleName=ROLE_NAME, PolicyName=f"eulerpub-{bucket}"[:128],
-                   PolicyDocument=json.dumps(role_policy(bucket)))
+                   PolicyDocument=json.dumps(role_policy(bucket, partition)))
     except ClientError as exc:
         if not _denied(exc) or created:
             raise boto.translate(exc, "aws", None, "iam:PutRolePolicy", ROLE_NAME) from exc

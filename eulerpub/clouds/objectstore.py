@@ -1,12 +1,14 @@
 """One S3-compatible multipart uploader for AWS S3, Huawei OBS and Tencent COS.
 
 - The part size follows the file size (at least 8 MiB, at most 10,000 parts); parts go up in parallel.
-- Each part carries its SHA-256 (`ChecksumSHA256`) where the store supports it (S3; a setting for the others).
+- Each part carries its SHA-256 (`ChecksumSHA256`) where the store supports it (S3), or its `Content-MD5` where
+  the store verifies only that (OBS and COS ignore `x-amz-checksum-*`): a setting per store.
 - The UploadId is saved in the caller's checkpoint (the publish journal) as soon as it exists, so a killed
   upload resumes: `list_parts` says which parts the store already holds and only the rest are sent.
 - An object already there with the same size and `sha256` metadata is not uploaded again.
 - The object carries eulerpub's tags as user metadata (every S3-compatible store keeps it), and as object tags
-  where the store takes them at creation (S3): `list_leftovers` recognises eulerpub's uploads by that metadata.
+  where the store takes them at creation (S3, at most 10: eulerpub's own first, one sentence when the user's do
+  not fit): `list_leftovers` recognises eulerpub's uploads by that metadata.
 - A permanent failure aborts the multipart upload; a transient one that outlasted the retries keeps it, so
   the next run resumes it.
 """
@@ -54,6 +56,8 @@ MAX_PART_SIZE = 5 * 1024 * MiB  # S3's largest part
 DEFAULT_WORKERS = 8  # parallel parts; beyond ~8 streams a single host rarely gets more throughput
 MEMORY_BUDGET = 512 * MiB  # parts in flight are held in memory: workers x part size stays under this
 SAVE_EVERY_PARTS = 16  # how often the parts-done count is written to the journal (list_parts is the truth)
+# "You can associate up to 10 tags with an object" (S3 User Guide, "Categorizing your storage using tags").
+MAX_OBJECT_TAGS = 10
 SHA256_METADATA = "sha256"  # x-amz-meta-sha256 on the object: lets a re-run skip an identical upload
 # eulerpub's own tags, kept as user metadata (x-amz-meta-eulerpub-build-id, ...): a header name cannot hold ':'.
 METADATA_TAGS = {tag: tag.replace(":", "-") for tag in (TAG_BUILD_ID, TAG_PROFILE, TAG_RELEASE, TAG_ARCH,
@@ -69,6 +73,7 @@ class StoreSettings:
     endpoint_url: str | None = None  # None: boto3's default (AWS_ENDPOINT_URL honoured)
     addressing_style: Literal["auto", "virtual", "path"] = "auto"
     checksum_sha256: bool = True  # per-part ChecksumSHA256 (S3 validates it; OBS/COS do not support it)
+    content_md5: bool = False  # per-part Content-MD5 (OBS and COS verify it, ignoring x-amz-checksum-*)
     checksum_when_required: bool = False  # OBS/COS: don't send boto3's default CRC headers
     object_tags: bool = True  # object tags at creation (S3); OBS/COS keep eulerpub's tags as metadata only
     credentials: boto.StaticCredentials | None = field(default=None, repr=False)  # None: AWS's chain
@@ -97,6 +102,22 @@ def part_count(size: int, part_size: int) -> int:
 
 def b64_sha256(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def b64_md5(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+
+
+def object_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """The object tags of an upload: eulerpub's own first, then the user's (profile and --tag); UsageError when
+    they do not all fit S3's 10 per object."""
+    own = {k: v for k, v in tags.items() if k in METADATA_TAGS}
+    user = {k: v for k, v in tags.items() if k not in METADATA_TAGS}
+    if len(own) + len(user) > MAX_OBJECT_TAGS:
+        raise UsageError(f"S3 keeps at most {MAX_OBJECT_TAGS} tags on an object and eulerpub's own take {len(own)}, "
+                         f"so the {len(user)} user tags (profile and --tag) do not fit on the upload; use at most "
+                         f"{MAX_OBJECT_TAGS - len(own)}, or --upload ebs (an AMI and its snapshot take 50)")
+    return {**own, **user}
 
 
 def object_metadata(tags: Mapping[str, str]) -> dict[str, str]:
@@ -185,7 +206,7 @@ class Uploader:
     def _start(self) -> str:
         extra: dict[str, str] = {"ChecksumAlgorithm": "SHA256"} if self.settings.checksum_sha256 else {}
         if self.tags and self.settings.object_tags:
-            extra["Tagging"] = urlencode(self.tags)
+            extra["Tagging"] = urlencode(object_tags(self.tags))
         metadata = {**object_metadata(self.tags), SHA256_METADATA: self.sha256}
         response = self._call("create_multipart_upload", self.client.create_multipart_upload, Bucket=self.bucket,
                               Key=self.key, Metadata=metadata, ContentType="application/octet-stream", **extra)
@@ -213,8 +234,10 @@ class Uploader:
         if len(data) != length:
             raise UsageError(f"{self.path} changed while it was being uploaded (short read at part {number})")
         extra = {"ChecksumSHA256": b64_sha256(data)} if self.settings.checksum_sha256 else {}
+        md5 = {"ContentMD5": b64_md5(data)} if self.settings.content_md5 else {}
         response = self._call("upload_part", self.client.upload_part, Bucket=self.bucket, Key=self.key,
-                              UploadId=upload_id, PartNumber=number, Body=data, ContentLength=length, **extra)
+                              UploadId=upload_id, PartNumber=number, Body=data, ContentLength=length, **extra,
+                              **md5)
         entry = {"PartNumber": number, "ETag": response["ETag"], **extra}
         with self._lock:
             done[number] = entry

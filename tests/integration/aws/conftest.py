@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +43,16 @@ def make_raw(path: Path, seed: int = 7) -> Path:
         for offset, length in DATA_EXTENTS:
             handle.seek(offset)
             handle.write(rng.randbytes(length))
-        handle.seek(510)
-        handle.write(b"\x55\xaa")  # an MBR signature: publish refuses a disk without a partition table
+        handle.seek(446)  # an MBR (the random bytes before it are its boot code): publish reads the boot modes
+        handle.write(mbr_entries())
     return path
+
+
+def mbr_entries() -> bytes:
+    """Two MBR partition entries and the signature: an active Linux root (BIOS) and an ESP (UEFI)."""
+    root = struct.pack("<B3sB3sII", 0x80, b"\0" * 3, 0x83, b"\0" * 3, 2048, 32768)
+    esp = struct.pack("<B3sB3sII", 0x00, b"\0" * 3, 0xEF, b"\0" * 3, 34816, 8192)
+    return root + esp + bytes(32) + b"\x55\xaa"
 
 
 @pytest.fixture(scope="session")

@@ -58,3 +58,135 @@ def test_concurrent_limit_on_start_snapshot_is_transient(cli, publish_env, raw_i
     assert result.exit_code == 0, result.stderr
     assert limit.fired == 2
     assert len(boto3.client("ec2", region_name=REGION).describe_images(Owners=["self"])["Images"]) == 1
+
+
+# -- 9: account settings that make sharing fail late are checked before any upload ------------------------------
+
+UPLOADS = ("StartSnapshot", "PutSnapshotBlock", "CreateMultipartUpload", "UploadPart")
+
+
+def uploads(moto):
+    return [c.action for c in moto.calls() if c.action in UPLOADS]
+
+
+def test_ebs_encryption_by_default_stops_a_shared_publish_before_the_upload(cli, publish_env, raw_image):
+    moto = publish_env
+    boto3.client("ec2", region_name=REGION).enable_ebs_encryption_by_default()
+
+    planned = publish(cli, raw_image, "--share", "210987654321", "--dry-run")
+    shared = publish(cli, raw_image, "--share", "210987654321")
+
+    for result in (planned, shared):
+        assert result.exit_code == 2
+        assert f"EBS encryption by default is on in {REGION}" in result.stderr
+        assert "aws ec2 disable-ebs-encryption-by-default" in result.stderr
+    assert uploads(moto) == []
+
+    unshared = publish(cli, raw_image)  # nothing to share: the encrypted snapshot is fine
+    assert unshared.exit_code == 0, unshared.stderr
+
+
+def test_snapshot_block_public_access_stops_a_public_publish_before_the_upload(cli, publish_env, raw_image):
+    moto = publish_env
+    moto.snapshot_block_public_access[REGION] = "block-all-sharing"
+
+    planned = publish(cli, raw_image, "--public", "--dry-run")
+    public = publish(cli, raw_image, "--public")
+
+    for result in (planned, public):
+        assert result.exit_code == 2
+        assert "Block Public Access for snapshots is block-all-sharing" in result.stderr
+        assert "aws ec2 disable-snapshot-block-public-access" in result.stderr
+    assert uploads(moto) == []
+    # The setting blocks public sharing only (botocore's model): an account share still works.
+    shared = publish(cli, raw_image, "--share", "210987654321")
+    assert shared.exit_code == 0, shared.stderr
+
+
+# -- 10: partitions ------------------------------------------------------------------------------------------
+
+def test_a_china_region_gets_aws_cn_arns(cli, publish_env, raw_image):
+    moto = publish_env
+    region = "cn-north-1"
+    boto3.client("s3", region_name=region).create_bucket(
+        Bucket="images-cn", CreateBucketConfiguration={"LocationConstraint": region})
+
+    result = cli("publish", "--cloud", "aws", "--image", raw_image.path, "--arch", "x86_64", "--region", region,
+                 "--upload", "s3", "--bucket", "images-cn", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    (policy,) = moto.calls("PutRolePolicy")
+    resources = [r for s in json.loads(policy.params["PolicyDocument"])["Statement"]
+                 for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])]
+    assert "arn:aws-cn:s3:::images-cn" in resources and "arn:aws-cn:s3:::images-cn/*" in resources
+    assert not [r for r in resources if r.startswith("arn:aws:")]
+    assert json.loads(result.stdout)["regions"][0]["status"] == "done"
+
+
+# -- 11: S3's 10 tags per object; prune with DeleteAssociatedSnapshots and disabled AMIs ---------------------
+
+def test_object_tags_put_eulerpubs_first_and_too_many_user_tags_are_refused_before_the_upload(cli, publish_env,
+                                                                                             raw_image):
+    moto = publish_env
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket="images")
+
+    def tags(count):
+        return [a for i in range(count) for a in ("--tag", f"team{i}=hpc")]
+
+    too_many = publish(cli, raw_image, "--upload", "s3", "--bucket", "images", *tags(6))
+
+    assert too_many.exit_code == 2
+    assert "S3 keeps at most 10 tags on an object and eulerpub's own take 5" in too_many.stderr
+    assert uploads(moto) == []
+
+    fitting = publish(cli, raw_image, "--upload", "s3", "--bucket", "images", "--keep-object", *tags(5))
+
+    assert fitting.exit_code == 0, fitting.stderr
+    (start,) = moto.calls("CreateMultipartUpload")
+    keys = [k for k, _ in (pair.split("=") for pair in start.params["x-amz-tagging"].split("&"))]
+    assert keys[:5] == ["eulerpub%3Abuild-id", "eulerpub%3Aprofile", "eulerpub%3Arelease", "eulerpub%3Aarch",
+                        "managed-by"]
+    assert sorted(keys[5:]) == [f"team{i}" for i in range(5)]
+
+
+def published(cli, image, name):
+    result = cli("publish", "--cloud", "aws", "--image", image.path, "--arch", "x86_64", "--region", REGION,
+                 "--name", name, "--json")
+    assert result.exit_code == 0, result.stderr
+    (row,) = json.loads(result.stdout)["regions"]
+    return row
+
+
+def test_prune_deregisters_with_delete_associated_snapshots(cli, publish_env, raw_image, tmp_path):
+    from tests.integration.aws.conftest import TestImage, make_raw
+
+    moto = publish_env
+    other = make_raw(tmp_path / "openEuler-24.03-LTS-SP1-x86_64.raw", seed=8)  # another build of the series
+    old = published(cli, raw_image, "openEuler-24.03-LTS-SP1-x86_64-custom-old")
+    new = published(cli, TestImage(other, "raw", other), "openEuler-24.03-LTS-SP1-x86_64-custom-new")
+    ec2 = boto3.client("ec2", region_name=REGION)
+
+    result = cli("prune", "--cloud", "aws", "--region", REGION, "--keep", "1", "--yes", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    (deregister,) = moto.calls("DeregisterImage")
+    assert deregister.params["ImageId"] == old["image_id"]
+    assert deregister.params.get("DeleteAssociatedSnapshots") == "true"
+    assert moto.calls("DeleteSnapshot") == [], "EC2 deletes the snapshots with the image"
+    left = {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    assert set(old["snapshot_ids"]).isdisjoint(left) and set(new["snapshot_ids"]) <= left
+
+
+def test_a_disabled_amis_snapshot_is_not_taken_for_an_orphan(cli, publish_env, raw_image):
+    row = published(cli, raw_image, "openEuler-24.03-LTS-SP1-x86_64-custom-off")
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2.disable_image(ImageId=row["image_id"])
+    assert ec2.describe_images(Owners=["self"])["Images"] == [], "DescribeImages leaves disabled AMIs out"
+
+    result = cli("prune", "--cloud", "aws", "--region", REGION, "--keep", "1", "--orphan-min-age", "0", "--yes",
+                 "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["orphans"] == []
+    left = {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    assert set(row["snapshot_ids"]) <= left
