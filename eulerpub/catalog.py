@@ -103,9 +103,16 @@ def mirror_root(mirror: str | None = None) -> str:
     and a user's mirror reach every stage, not only the CLI.
     """
     root = (mirror or os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR).strip()
-    parts = urlsplit(root)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"mirror {root!r} is not an http(s) URL; expected e.g. {DEFAULT_MIRROR}")
+    bad = f"mirror {quote(root)} is not an http(s) URL; expected e.g. {DEFAULT_MIRROR}"
+    if any(not ch.isprintable() or ch.isspace() for ch in root):
+        raise UsageError(f"{bad} (it holds a space or control character)")
+    try:
+        parts = urlsplit(root)
+        port = parts.port  # raises for a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise UsageError(f"{bad} ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise UsageError(bad)
     return root if root.endswith("/") else root + "/"
 
 

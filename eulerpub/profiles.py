@@ -164,6 +164,9 @@ class ProfileSource:
 
 
 def search_path(extra_dirs: Sequence[Path] = ()) -> list[Path]:
+    for directory in extra_dirs:  # named on the command line: a typo must not silently fall back to built-ins
+        if not directory.is_dir():
+            raise UsageError(f"--profiles-dir {quote(str(directory))}: no such directory")
     return [*extra_dirs, *path_list_from_env("EULERPUB_PROFILES_PATH"), builtin_profiles_dir()]
 
 

@@ -9,7 +9,7 @@ import typer
 
 from eulerpub import ui
 from eulerpub.cli.options import Json, start
-from eulerpub.clouds import get_adapter
+from eulerpub.clouds import get_adapter, rules
 from eulerpub.clouds.base import TAG_ARCH, TAG_PROFILE, TAG_RELEASE
 from eulerpub.release import index as release_index
 
@@ -32,6 +32,7 @@ def list_command(cloud: Cloud, region: Region, profile: ProfileFilter = None,
     `eulerpub images list --cloud aws --region us-east-1 --profile hpc`
     """
     start(json_output)
+    rules.check_region(cloud, region, what="--region")
     adapter = get_adapter(cloud)
     current = release_index.current_image_ids(release_index.read_index(releases_dir / release_index.INDEX_NAME),
                                               cloud, region)

@@ -23,7 +23,17 @@ Mirror = Annotated[
 ]
 Release = Annotated[str | None, typer.Option("--release", "-r", help="openEuler release, e.g. 24.03-LTS-SP1.")]
 Arch = Annotated[str | None, typer.Option("--arch", "-a", help="Architecture: x86_64, aarch64 or riscv64.")]
-BuildDir = Annotated[Path, typer.Option("--output", "-o", help="Directory holding build directories.")]
+
+
+def _directory_or_missing(path: Path) -> Path:
+    """A directory option: an existing directory, or a path that can become one (not a file)."""
+    if path.exists() and not path.is_dir():
+        raise typer.BadParameter(f"{path} is a file, not a directory")
+    return path
+
+
+BuildDir = Annotated[Path, typer.Option("--output", "-o", help="Directory holding build directories.",
+                                        callback=_directory_or_missing)]
 
 
 def start(json_output: bool) -> None:

@@ -10,11 +10,13 @@ import typer
 from eulerpub import ui
 from eulerpub.cli.images import Cloud, ProfileFilter, Region, ReleasesDir
 from eulerpub.cli.options import Json, start
-from eulerpub.clouds import get_adapter
-from eulerpub.errors import EXIT_FAILED
+from eulerpub.clouds import get_adapter, rules
+from eulerpub.errors import EXIT_FAILED, UsageError
 from eulerpub.release import cleanup
 from eulerpub.release import index as release_index
 from eulerpub.release.prune import ORPHAN_MIN_AGE
+
+MAX_ORPHAN_MIN_AGE_HOURS = 10 * 365 * 24  # nothing eulerpub tags is older; beyond it timedelta overflows anyway
 
 
 def command(
@@ -40,6 +42,9 @@ def command(
     Dry run by default; `--yes` deletes. Example: `eulerpub prune --cloud aws --region us-east-1 --keep 2 --yes`
     """
     start(json_output)
+    rules.check_region(cloud, region, what="--region")
+    if not 0 <= orphan_min_age <= MAX_ORPHAN_MIN_AGE_HOURS:  # also refuses inf and nan
+        raise UsageError(f"--orphan-min-age must be between 0 and {MAX_ORPHAN_MIN_AGE_HOURS} hours (ten years)")
     adapter = get_adapter(cloud)
     current = release_index.current_image_ids(release_index.read_index(releases_dir / release_index.INDEX_NAME),
                                               cloud, region)
