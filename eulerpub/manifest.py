@@ -41,6 +41,16 @@ class BaseImage(BaseModel):
     sha256: str = Field(description="sha256 of the compressed download, as published in .sha256sum")
 
 
+class BootLayout(BaseModel):
+    """How the image was laid out to boot (what was built; `eulerpub test` records what was proven)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    layout: str = Field(description="hybrid, bios or uefi (eulerpub.bootmodes)")
+    modes: list[str] = Field(description="the firmware modes the layout is built for")
+    partition_table: dict[str, Any] = Field(default_factory=dict, description="what the built disk's table says")
+
+
 class BuildRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -60,6 +70,7 @@ class BuildRecord(BaseModel):
     log: str | None = None
     checks: list[str] = Field(default_factory=list, description="boot-test checks the profile promises")
     inputs: dict[str, Any] = Field(default_factory=dict, description="what the build_id was derived from")
+    boot: BootLayout | None = Field(None, description="the boot layout built (records before it have none)")
 
     def artifact(self, fmt: Format | None = None) -> Artifact:
         """The artifact in `fmt`, or the first one."""
