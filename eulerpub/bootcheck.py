@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from eulerpub import convert, hostenv, proc
+from eulerpub import hostenv, imagefile, proc
 from eulerpub.errors import EulerpubError, UsageError
 from eulerpub.manifest import Artifact, BuildRecord, write_json_atomic
 
@@ -188,6 +188,7 @@ def boot_test(image: Path, *, checks: Sequence[str] = (), arch: str = "x86_64", 
     """Boot `image` (any qemu-img format, of `arch`) and run the checks; the report says what passed."""
     if not image.is_file():
         raise UsageError(f"no image at {image}")
+    inspected = imagefile.inspect_file(image)  # no backing file, no data file: the guest sees only `image`
     machine = machine_for(arch)
     for tool in (machine.qemu, "qemu-img", "cloud-localds", "ssh", "ssh-keygen"):
         if shutil.which(tool) is None:
@@ -201,11 +202,10 @@ def boot_test(image: Path, *, checks: Sequence[str] = (), arch: str = "x86_64", 
     step = on_step or (lambda text: log.info("%s", text))
     started = time.monotonic()
     with _workdir(workdir) as work:
-        fmt = convert.detect_format(image)
-        size = convert.virtual_size(image, fmt)
+        size = inspected.virtual_size
         overlay = work / "overlay.qcow2"
-        proc.run(["qemu-img", "create", "-f", "qcow2", "-b", str(image.resolve()),
-                  "-F", convert.QEMU_FORMAT.get(fmt, fmt), str(overlay), str(size + GROW_BYTES)])
+        proc.run(["qemu-img", "create", "-f", "qcow2", "-b", imagefile.qemu_path(image.resolve()),
+                  "-F", inspected.qemu_format, str(overlay), str(size + GROW_BYTES)])
         key = work / "id_ed25519"
         proc.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
         (work / "user-data").write_text(user_data((work / "id_ed25519.pub").read_text()))

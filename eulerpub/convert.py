@@ -9,21 +9,19 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
-from eulerpub import proc
+from eulerpub import imagefile, proc
 from eulerpub.errors import UsageError
 
 EXTENSIONS = {"qcow2": "qcow2", "raw": "raw", "vmdk": "vmdk", "vhd": "vhd"}
-QEMU_FORMAT = {"qcow2": "qcow2", "raw": "raw", "vmdk": "vmdk", "vhd": "vpc"}  # a fixed VHD reads as raw unless told
-VHD_FOOTER = 512  # a fixed VHD is the raw disk plus this footer, which starts with the cookie "conectix"
+QEMU_FORMAT = imagefile.QEMU_FORMAT  # eulerpub's names -> qemu-img's (a fixed VHD reads as raw unless told)
 COROUTINES = "4"  # parallel qemu-img coroutines: 2 cores here, the rest hides I/O latency
 
 
 def convert_argv(source: Path, dest: Path, fmt: str, *, source_format: str = "raw") -> list[str]:
-    base = ["qemu-img", "convert", "-f", source_format]
+    base = ["qemu-img", "convert", "-f", QEMU_FORMAT[source_format]]
     if fmt == "qcow2":
         return [*base, "-O", "qcow2", "-c", "-o", "compression_type=zlib", "-m", COROUTINES, "-W",
                 str(source), str(dest)]
@@ -37,14 +35,18 @@ def convert_argv(source: Path, dest: Path, fmt: str, *, source_format: str = "ra
 
 
 def convert(source: Path, dest: Path, fmt: str, *, source_format: str = "raw") -> Path:
-    """Write `source` as `fmt` to `dest` (through a temporary name, so `dest` is whole or absent)."""
+    """Write `source` as `fmt` to `dest` (through a temporary name, so `dest` is whole or absent).
+
+    `source` is inspected as `source_format` first (no backing file, no data file, no other format's header).
+    """
+    imagefile.inspect(source, source_format, bootable=False)
     tmp = dest.with_name(f".{dest.name}.tmp")
     tmp.unlink(missing_ok=True)
     try:
         if fmt == "raw" and source_format == "raw":
             shutil.copyfile(source, tmp)
         else:
-            proc.run(convert_argv(source, tmp, fmt, source_format=source_format))
+            proc.run(convert_argv(Path(imagefile.qemu_path(source)), tmp, fmt, source_format=source_format))
         tmp.replace(dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -53,24 +55,5 @@ def convert(source: Path, dest: Path, fmt: str, *, source_format: str = "raw") -
 
 
 def virtual_size(path: Path, fmt: str) -> int:
-    """The guest-visible disk size in bytes."""
-    info = json.loads(proc.output(["qemu-img", "info", "--output=json", "-f", QEMU_FORMAT[fmt], str(path)]))
-    return int(info["virtual-size"])
-
-
-def detect_format(path: Path) -> str:
-    """qemu-img's idea of an image's format, mapped to eulerpub's names (vpc -> vhd)."""
-    info = json.loads(proc.output(["qemu-img", "info", "--output=json", str(path)]))
-    fmt = info.get("format", "raw")
-    if fmt == "raw" and _has_vhd_footer(path):
-        return "vhd"  # qemu-img probes a fixed VHD as raw: its only marker is the footer
-    return {"vpc": "vhd"}.get(fmt, fmt)
-
-
-def _has_vhd_footer(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        handle.seek(0, 2)
-        if handle.tell() < VHD_FOOTER:
-            return False
-        handle.seek(-VHD_FOOTER, 2)
-        return handle.read(8) == b"conectix"
+    """The guest-visible disk size in bytes (of a file inspected as `fmt`)."""
+    return imagefile.inspect(path, fmt, bootable=False).virtual_size

@@ -15,8 +15,9 @@ Cache layout (below `paths.cache_dir()`):
     partial/<sha256>.qcow2.xz      the compressed bytes of an unfinished download (deleted once verified)
     partial/<sha256>.qcow2.part    the decompressed output being written (renamed into images/ when verified)
 
-A file only ever reaches `images/` by an atomic rename after its digest matched, so whatever is there is
-good; a mismatch deletes the partial files and leaves the cache as it was.
+A file only ever reaches `images/` by an atomic rename after its digest matched and `imagefile.inspect` found a
+self-contained qcow2 (no backing file, no external data file), so whatever is there is good; a mismatch or a
+refusal deletes the partial files and leaves the cache as it was.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from typing import Any
 import requests
 import urllib3
 
-from eulerpub import __version__, catalog, paths, retry, ui
+from eulerpub import __version__, catalog, imagefile, paths, retry, ui
 from eulerpub.catalog import ImageSource
 from eulerpub.errors import ChecksumError, EulerpubError
 
@@ -544,6 +545,11 @@ def _verify_and_store(transfer: Transfer, source: ImageSource, expected: str, la
         transfer.discard(keep_compressed=False)
         raise DownloadError(f"{source.url} matches its checksum but does not decompress: {decode_error}")
     transfer.close()
+    try:  # a file that matches its checksum is still only what the mirror says it is: a self-contained qcow2?
+        imagefile.inspect(transfer.qcow2_path, "qcow2", bootable=False)
+    except imagefile.BadImage as exc:
+        transfer.discard(keep_compressed=False)
+        raise imagefile.BadImage(source.url, f"matches its checksum but {exc.reason}; it was not cached") from None
     final = layout.image(expected, source.file_name)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(transfer.qcow2_path, final)

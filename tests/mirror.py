@@ -105,15 +105,19 @@ def sha256_file(path: Path) -> str:
 
 
 def make_qcow2_like(path: Path, size: int, *, seed: int = 0) -> Path:
-    """A file shaped like a disk image for transfer tests: the qcow2 magic, then a deterministic mix of
-    zeroed clusters, low-entropy (text-like) clusters and incompressible clusters, so xz shrinks it a few
-    times, as it does a real root filesystem, rather than to nothing."""
+    """A file shaped like a disk image for transfer tests: a real (empty) qcow2's metadata, so fetch's
+    inspection accepts it, then a deterministic mix of zeroed clusters, low-entropy (text-like) clusters and
+    incompressible clusters (unreferenced, so qemu-img ignores them), so xz shrinks it a few times, as it does
+    a real root filesystem, rather than to nothing."""
     rng = random.Random(seed)
     text_alphabet = bytes(b"etaoinshrdlu /.\n"[b % 16] for b in range(256))  # 4 bits of entropy per byte
     cluster = 64 << 10  # qcow2's default cluster size
-    with open(path, "wb") as out:
-        out.write(b"QFI\xfb\x00\x00\x00\x03".ljust(cluster, b"\0"))
-        written = cluster
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "64M"], check=True)
+    with open(path, "r+b") as out:
+        written = -(-out.seek(0, os.SEEK_END) // cluster) * cluster  # the metadata, padded to whole clusters
+        assert written < size, "the image must be larger than an empty qcow2"
+        out.truncate(written)
+        out.seek(written)
         while written < size:
             n = min(cluster, size - written)
             kind = rng.random()

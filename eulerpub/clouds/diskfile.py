@@ -10,14 +10,13 @@ import logging
 import os
 from pathlib import Path
 
-from eulerpub import proc
+from eulerpub import imagefile, proc
 from eulerpub.clouds.base import DiskImage
 from eulerpub.paths import cache_dir
 from eulerpub.profiles import Format
 
 log = logging.getLogger(__name__)
 
-QEMU_FORMAT = {"raw": "raw", "qcow2": "qcow2", "vmdk": "vmdk", "vhd": "vpc"}  # eulerpub's names -> qemu-img's
 # Extra output options per target: streamOptimized is the compressed VMDK flavour VM Import documents.
 QEMU_OPTIONS: dict[str, list[str]] = {"vmdk": ["-o", "subformat=streamOptimized"], "raw": []}
 
@@ -30,7 +29,10 @@ def as_format(image: DiskImage, target: Format) -> Path:
     """`image` in `target` format: the file itself if it already is, else a cached conversion.
 
     Raw output is sparse (qemu-img skips zeros), so holes cost no disk and are skipped by the EBS uploader.
+    The file is inspected as its declared format first, so neither the upload nor qemu-img reads a backing file,
+    an external data file, or a header of another format.
     """
+    imagefile.inspect(image.path, image.format)
     if image.format == target:
         return image.path
     out = converted_path(image, target)
@@ -40,8 +42,9 @@ def as_format(image: DiskImage, target: Format) -> Path:
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     log.info("converting %s (%s) to %s", image.path.name, image.format, target)
     try:
-        proc.run(["qemu-img", "convert", "-f", QEMU_FORMAT[image.format], "-O", QEMU_FORMAT[target],
-                  *QEMU_OPTIONS.get(target, []), image.path, tmp])
+        proc.run(["qemu-img", "convert", "-U", "-f", imagefile.QEMU_FORMAT[image.format],
+                  "-O", imagefile.QEMU_FORMAT[target], *QEMU_OPTIONS.get(target, []), imagefile.qemu_path(image.path),
+                  tmp])
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -1,19 +1,19 @@
 """What to publish: a build record (named, or the newest of a profile) or a plain image file.
 
-Resolving reads files only (and runs `qemu-img info` for a plain file); it talks to no cloud.
+Resolving reads files only (every image is inspected by `eulerpub.imagefile`, which runs `qemu-img info -f`);
+it talks to no cloud, so a bad image is refused before anything is uploaded, in `--dry-run` too.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import get_args
 
-from eulerpub import proc
+from eulerpub import imagefile
 from eulerpub.clouds.base import BuildIdentity, DiskImage
 from eulerpub.errors import ChecksumError, UsageError
 from eulerpub.manifest import Artifact, BuildRecord, artifact_path, latest_record, read_record, sha256_file
@@ -60,6 +60,7 @@ def from_record(record_path: Path, cloud: str, fmt: Format | None = None, *, ver
     path = artifact_path(record_file, artifact)
     if not path.is_file():
         raise UsageError(f"{record_file} names {artifact.path}, which does not exist")
+    imagefile.inspect(path, artifact.format)  # the record's format, checked: never probed, no backing file
     if verify and sha256_file(path) != artifact.sha256:
         raise ChecksumError(f"{path} does not match the sha256 in {record_file}; rebuild it")
     name = record.image_name or DEFAULT_NAME_TEMPLATE.format(
@@ -87,19 +88,24 @@ def adhoc_build_id(sha256: str, arch: str, release: str) -> str:
     return hashlib.sha256(f"{sha256}\0{arch}\0{release}".encode()).hexdigest()[:16]
 
 
-def _inspect(path: Path) -> tuple[Format, int]:
-    info = json.loads(proc.output(["qemu-img", "info", "--output=json", path]))
-    fmt = info.get("format")
-    if fmt == "vpc":
-        fmt = "vhd"
-    if fmt not in get_args(Format):
-        raise UsageError(f"{path} is a {fmt} image; eulerpub publishes {', '.join(get_args(Format))}")
-    return fmt, int(info["virtual-size"])
+# A file name's extension that names a format: it must agree with what the file's own header says.
+_FORMAT_EXTENSIONS = {".raw": "raw", ".qcow2": "qcow2", ".vmdk": "vmdk", ".vhd": "vhd"}
+
+
+def _inspect(path: Path) -> imagefile.ImageFile:
+    inspected = imagefile.inspect_file(path)
+    named = _FORMAT_EXTENSIONS.get(path.suffix.lower())
+    if named is not None and named != inspected.format:
+        raise imagefile.BadImage(path, f"is named .{named} but holds a {inspected.format} image; rename it or "
+                                 "convert it")
+    if inspected.format not in get_args(Format):
+        raise UsageError(f"{path} is a {inspected.format} image; eulerpub publishes {', '.join(get_args(Format))}")
+    return inspected
 
 
 def from_file(path: Path, arch: str, *, build_dir: Path, release: str | None = None,
               profile: Profile | None = None) -> Source:
-    """A plain image file (built elsewhere). Its format and virtual size come from `qemu-img info`."""
+    """A plain image file (built elsewhere). Its format is what its header says, checked by `imagefile.inspect`."""
     if not path.is_file():
         raise UsageError(f"--image {path}: no such file")
     if arch not in get_args(Arch):
@@ -109,15 +115,15 @@ def from_file(path: Path, arch: str, *, build_dir: Path, release: str | None = N
         if match is None:
             raise UsageError(f"cannot tell the openEuler release of {path.name}; pass --release")
         release = match.group(1)
-    fmt, virtual_size = _inspect(path)
+    inspected = _inspect(path)
     sha256 = sha256_file(path)
     build_id = adhoc_build_id(sha256, arch, release)
     made_on = datetime.fromtimestamp(path.stat().st_mtime, UTC).date()  # stable across re-runs
     name = (profile.image_name(release, arch, on=made_on, build_id=build_id) if profile
             else _default_name(release, arch, made_on))
     return Source(
-        image=DiskImage(path=path.resolve(), format=fmt, size=path.stat().st_size, virtual_size=virtual_size,
-                        sha256=sha256),
+        image=DiskImage(path=path.resolve(), format=inspected.format, size=inspected.size,  # type: ignore[arg-type]
+                        virtual_size=inspected.virtual_size, sha256=sha256),
         identity=BuildIdentity(build_id=build_id, profile=profile.name if profile else ADHOC_PROFILE,
                                release=release, arch=arch),  # type: ignore[arg-type]  # checked above
         name=name,

@@ -35,6 +35,8 @@ def make_images(directory: Path) -> dict[str, Path]:
     with open(raw, "wb") as handle:
         handle.truncate(VIRTUAL)
         handle.write(random.Random(5).randbytes(DATA))
+        handle.seek(510)
+        handle.write(b"\x55\xaa")  # an MBR signature: publish refuses a disk without a partition table
     qcow2 = directory / f"openEuler-{RELEASE}-disk.qcow2"
     subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(qcow2)], check=True)
     return {"raw": raw, "qcow2": qcow2}

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from eulerpub import convert
+from eulerpub import convert, imagefile
 from eulerpub.errors import UsageError
 
 
@@ -32,4 +32,4 @@ def test_round_trip_keeps_virtual_size(tmp_path, fmt):
     out = convert.convert(raw, tmp_path / f"disk.{fmt}", fmt)
     assert out.exists() and not list(tmp_path.glob(".*.tmp"))
     assert convert.virtual_size(out, fmt) == 16 * 1024**2
-    assert convert.detect_format(out) == fmt
+    assert imagefile.sniff(out) == fmt

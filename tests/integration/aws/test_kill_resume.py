@@ -24,6 +24,8 @@ def big_image(path):
         handle.truncate(DATA + 16 * MiB)
         handle.seek(4 * MiB)
         handle.write(random.Random(3).randbytes(DATA))
+        handle.seek(510)
+        handle.write(b"\x55\xaa")  # an MBR signature: publish refuses a disk without a partition table
     return path
 
 

@@ -62,6 +62,8 @@ def make_build(build_dir: Path, arch: str, *, tag: str = "a", passed: bool | Non
         handle.write(f"eulerpub {arch} {tag}".encode() * 1000)
         handle.seek(5 * MiB)
         handle.write(bytes(range(256)) * 64)
+        handle.seek(510)
+        handle.write(b"\x55\xaa")  # an MBR signature: publish refuses a disk without a partition table
     qcow2 = directory / "disk.qcow2"
     subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(qcow2)], check=True)
     artifacts = [Artifact(format=fmt, path=path.name, size=path.stat().st_size, virtual_size=IMAGE_SIZE,
