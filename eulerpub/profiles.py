@@ -60,6 +60,8 @@ class CloudDefaults(_Strict):
     upload: Literal["ebs", "s3"] | None = Field(None, description="AWS only: EBS direct or S3 + VM Import")
     boot_mode: Literal["uefi", "legacy-bios", "uefi-preferred"] | None = None
     format: Format | None = Field(None, description="which built artifact to upload")
+    agency: str | None = Field(None, description="Huawei only: the IAM agency that lets IMS copy images "
+                               "across regions (needed with copy_to)")
 
 
 class Profile(_Strict):

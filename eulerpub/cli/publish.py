@@ -25,6 +25,7 @@ from eulerpub.publish import (
     from_record,
     make_spec,
     plan_steps,
+    preflight,
     publish,
     render_table,
 )
@@ -121,6 +122,9 @@ def command(
     profile: Annotated[str | None, typer.Option("--profile", "-p", help="Publish the newest build of this "
                                                 "profile under --build-dir (with --image: use its name "
                                                 "template and cloud defaults).")] = None,
+    agency: Annotated[str | None, typer.Option("--agency", help="Huawei: the IAM agency that lets IMS copy "
+                                               "images across regions (needed with --copy-to; default: "
+                                               "clouds.huawei.agency).")] = None,
     record: Annotated[Path | None, typer.Option("--record", help="Publish the build this record "
                                                 "(manifest.json or its directory) describes.")] = None,
     image: Annotated[Path | None, typer.Option("--image", help="Publish this image file (qcow2, raw, vmdk, "
@@ -176,7 +180,7 @@ def command(
     options = PublishOptions(
         region=region, copy_to=copy_to or (), share=share or (), public=public, upload=upload,  # type: ignore[arg-type]
         bucket=bucket, boot_mode=boot_mode, name=name, keep_object=keep_object,  # type: ignore[arg-type]
-        quick_import=quick_import,
+        quick_import=quick_import, agency=agency,
         tags=_tags(tag or []), wait=WaitParams(timeout=wait_minutes * 60, interval=poll_seconds))
     spec = make_spec(cloud, source, options, defaults)
     store = JournalStore(source.journal_dir)
@@ -186,6 +190,7 @@ def command(
             ui.emit_json({"cloud": cloud, "name": spec.name, "build_id": spec.identity.build_id,
                           "journal_dir": str(store.root), "steps": [s.to_json() for s in steps]})
         else:
+        preflight(spec, get_adapter(cloud))  # read-only: what would fail late fails here, before the plan
             print(f"{spec.name} ({cloud}, build {spec.identity.build_id}); journal {store.root}{os.sep}")
             for step in steps:
                 print(f"  {'done' if step.done else 'todo'}  {step.region:<16} {step.step:<9} {step.detail}")

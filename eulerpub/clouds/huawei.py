@@ -9,7 +9,16 @@ lookup, which honours `HUAWEICLOUD_SDK_REGION_IMS_{REGION}`. OBS is `https://obs
 or `EULERPUB_HUAWEI_OBS_ENDPOINT`.
 
 IMS has no client tokens: what makes each create call safe to repeat is the core's `find_image` (by the
-`eulerpub:build-id` tag, which IMS stores at creation) before it, and the job id kept in the journal.
+build-id tag, which IMS stores at creation, looked up with ListImageByTags) before it, and the job id kept in
+the journal.
+
+Tags: IMS's strictest documented rules (API reference "Image Tag Format") allow keys of letters, digits, `_`
+and `-` only, so eulerpub's own keys go out as `eulerpub-build-id`, `eulerpub-profile`...; images published
+before that carry `eulerpub:build-id` and are still read and found. A private image shared with other
+projects is listed as `__imagetype=shared`, so listings ask for both private and shared images.
+
+Cross-region copies need an IAM agency that lets IMS act for the account (`--agency`, `clouds.huawei.agency`);
+CopyImageCrossRegion refuses a copy without one.
 
 Prune's leftovers are the uploads in OBS only: an image IMS makes from a file keeps no snapshot of the
 account's own (no EVS snapshot to list or orphan).
@@ -20,7 +29,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
@@ -45,21 +54,25 @@ from huaweicloudsdkims.v2 import (
     GlanceDeleteImageRequestBody,
     GlanceListImageMembersRequest,
     GlanceShowImageRequest,
-    ImportImageQuickRequest,
     ImsClient,
+    ListImageByTagsRequest,
+    ListImageByTagsRequestBody,
     ListImagesRequest,
     ListOsVersionsRequest,
-    QuickImportImageByFileRequestBody,
     ResourceTag,
     ShowJobRequest,
     TagKeyValue,
+    Tags,
 )
 from huaweicloudsdkims.v2.region.ims_region import ImsRegion
 
 from eulerpub import retry
 from eulerpub.clouds import boto, sdkutil
 from eulerpub.clouds.base import (
+    TAG_ARCH,
     TAG_BUILD_ID,
+    TAG_PROFILE,
+    TAG_RELEASE,
     BootMode,
     Checkpoint,
     ImageRef,
@@ -85,14 +98,24 @@ IMS_ENDPOINT = "EULERPUB_HUAWEI_IMS_ENDPOINT"
 OBS_ENDPOINT = "EULERPUB_HUAWEI_OBS_ENDPOINT"
 OBS_DEFAULT = "https://obs.{region}.myhuaweicloud.com"
 
-MIN_DISK_GIB, MAX_DISK_GIB = 40, 1024  # create_image's min_disk range
+MIN_DISK_GIB, MAX_DISK_GIB = 40, 1024  # create_image's min_disk range (CreateImageRequestBody.min_disk)
 NAME_MAX = 128
 NAME_CHARS = re.compile(r"^[0-9A-Za-z_\-. ]+$")  # IMS also allows CJK; eulerpub's names are ASCII
 DESCRIPTION_MAX = 1024
 FALLBACK_OS_VERSION = "Other Linux(64 bit)"
 PROJECT_ID_FORMAT = re.compile(r"^[0-9a-f]{32}$")
 LIST_PAGE = 100  # list_images page size; a region holds at most 50 private images by default
-QUICK_IMPORT_FORMATS = ("raw",)  # import_image_quick takes RAW or ZVHD2; eulerpub builds RAW
+LIST_TYPES = ("private", "shared")  # an own image shared with other projects lists as __imagetype=shared
+BY_TAGS_PAGE = 1000  # ListImageByTagsRequestBody.limit: at most 1000
+# IMS API reference "Image Tag Format" (the strict rules; newer pages allow more): a key is 1-36 letters, digits,
+# '_' or '-'; a value is at most 43 of those or '.'.
+TAG_KEY, TAG_VALUE = re.compile(r"^[0-9A-Za-z_-]{1,36}$"), re.compile(r"^[0-9A-Za-z_.-]{0,43}$")
+# eulerpub's own keys as IMS stores them; images published before the strict keys carry the canonical ones.
+WIRE_KEYS = {key: key.replace(":", "-") for key in (TAG_BUILD_ID, TAG_PROFILE, TAG_RELEASE, TAG_ARCH)}
+CANONICAL_KEYS = {wire: key for key, wire in WIRE_KEYS.items()}
+NORMAL_IMPORT_MAX_GIB = 128  # IMS fast import overview: files over 128 GB need fast import
+AGENCY_HINT = ("{what} an IAM agency that lets IMS act for this account: create one in IAM (Agencies > Create "
+               "Agency, delegated to the cloud service IMS) and pass --agency NAME or set clouds.huawei.agency")
 CONNECT_TIMEOUT, READ_TIMEOUT = 10, 60  # seconds; IMS answers every call in well under a second
 # Taking back a share before a delete is a metadata job IMS finishes in seconds: poll often, give up in minutes.
 UNSHARE_WAIT = WaitParams(timeout=10 * 60, interval=1.0)
@@ -133,16 +156,34 @@ def choose_os_version(release: str, arch: Arch, available: Sequence[str]) -> str
 
 
 def parse_tags(tags: Sequence[str] | None) -> dict[str, str]:
-    """IMS lists tags as "key.value"; eulerpub's keys hold no dot, so the first dot splits them."""
+    """IMS lists tags as "key.value" (or "key=value" after its tag upgrade); keys hold no dot and no '='."""
     parsed: dict[str, str] = {}
     for tag in tags or []:
-        key, _, value = tag.partition(".")
+        key, _, value = tag.partition("=") if "=" in tag else tag.partition(".")
         parsed[key] = value
     return parsed
 
 
-def tag_filter(key: str, value: str) -> str:
-    return f"{key}.{value}"
+def ims_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """eulerpub's tags as IMS stores them (strict keys); UsageError for a tag IMS's strict rules refuse."""
+    wire = {WIRE_KEYS.get(key, key): value for key, value in tags.items()}
+    for key, value in wire.items():
+        if not TAG_KEY.match(key) or not TAG_VALUE.match(value):
+            raise UsageError(f"tag {key}={value} cannot be used on Huawei Cloud: keys are 1-36 letters, digits, "
+                             "'_' or '-', values at most 43 of those or '.'")
+    return wire
+
+
+def canonical_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """An image's tags under eulerpub's own key names, whether it was tagged `eulerpub-build-id` (now) or
+    `eulerpub:build-id` (before); the strict key wins when an image has both."""
+    old = {key: value for key, value in tags.items() if key not in CANONICAL_KEYS}
+    return {**old, **{CANONICAL_KEYS[key]: value for key, value in tags.items() if key in CANONICAL_KEYS}}
+
+
+def build_id_filter(build_id: str) -> list[Tags]:
+    """ListImageByTags `tags_any`: the build-id tag under its strict key or the old one."""
+    return [Tags(key=key, values=[build_id]) for key in (WIRE_KEYS[TAG_BUILD_ID], TAG_BUILD_ID)]
 
 
 def image_state(status: str | None) -> ImageState:
@@ -176,7 +217,7 @@ def _image_ref(region: str, image: Any) -> ImageRef:
     description = getattr(image, "description", None)
     return ImageRef(cloud=CLOUD, region=region, image_id=image.id, name=image.name or "",
                     state=image_state(image.status),
-                    tags=sdkutil.effective_tags(parse_tags(image.tags), description),
+                    tags=sdkutil.effective_tags(canonical_tags(parse_tags(image.tags)), description),
                     created=image.created_at or "")
 
 
@@ -283,12 +324,17 @@ class HuaweiAdapter:
         if spec.public:
             raise UsageError("Huawei Cloud private images cannot be made public; share them with --share "
                              "PROJECT_ID or REGION:PROJECT_ID")
-        if spec.quick_import and spec.image.format not in QUICK_IMPORT_FORMATS:
-            raise UsageError(f"--quick-import takes a raw image, not {spec.image.format}; pass --format raw")
+        if spec.quick_import:
+            # IMS fast import docs: RAW needs a bitmap file from qemu-img-hw uploaded beside it; ZVHD2 none.
+            raise UsageError("IMS quick import takes ZVHD2, or RAW with a bitmap file made by Huawei's "
+                             "qemu-img-hw, and eulerpub produces neither; publish without --quick-import "
+                             f"(normal import, images up to {NORMAL_IMPORT_MAX_GIB} GB)")
+        if spec.copy_to and not spec.agency:
+            raise UsageError(AGENCY_HINT.format(what="copying to " + ", ".join(spec.copy_to) + " needs"))
         if not spec.bucket:
             raise UsageError("publishing to Huawei Cloud needs an OBS bucket; pass --bucket")
         sdkutil.min_disk_gib(spec.image.virtual_size, MIN_DISK_GIB, MAX_DISK_GIB)
-        sdkutil.check_tag_keys(CLOUD, spec.all_tags, ".")
+        ims_tags(spec.all_tags)
         for region in spec.regions:
             for project in share_targets(spec.share_with, region):
                 if not PROJECT_ID_FORMAT.match(project):
@@ -303,19 +349,39 @@ class HuaweiAdapter:
     # -- finding images --------------------------------------------------------------------------------------
 
     def _list(self, region: str, **query: str) -> list[ImageRef]:
-        images: list[ImageRef] = []
-        marker: str | None = None
+        """The project's own images, private and shared (ListImages names them apart); newest first."""
+        own = self._project_id(region)
+        images: dict[str, ImageRef] = {}
+        for imagetype in LIST_TYPES:
+            marker: str | None = None
+            while True:
+                request = ListImagesRequest(imagetype=imagetype, limit=LIST_PAGE, marker=marker, **query)
+                page = self._call(region, "list_images", request).images or []
+                for image in page:
+                    if image.owner == own:  # "shared" also lists images other projects share with this one
+                        images.setdefault(image.id, _image_ref(region, image))
+                if len(page) < LIST_PAGE:
+                    break
+                marker = page[-1].id
+        return sorted(images.values(), key=lambda i: i.created, reverse=True)
+
+    def _by_tags(self, region: str, tags_any: list[Tags]) -> list[ImageRef]:
+        """ListImageByTags (private and shared alike), each hit read in full for its state and creation time."""
+        ids: list[str] = []
         while True:
-            request = ListImagesRequest(imagetype="private", limit=LIST_PAGE, marker=marker, **query)
-            page = self._call(region, "list_images", request).images or []
-            images.extend(_image_ref(region, image) for image in page)
-            if len(page) < LIST_PAGE:
-                return images
-            marker = page[-1].id
+            body = ListImageByTagsRequestBody(action="filter", tags_any=tags_any, limit=str(BY_TAGS_PAGE),
+                                              offset=str(len(ids)))
+            page = self._call(region, "list_image_by_tags", ListImageByTagsRequest(body=body))
+            resources = page.resources or []
+            ids.extend(r.resource_id for r in resources)
+            if not resources or len(ids) >= (page.total_count or 0):
+                break
+        found = (self._show_or_none(region, image_id) for image_id in dict.fromkeys(ids))
+        return [image for image in found if image is not None]
 
     def _this_build(self, region: str, build_id: str) -> list[ImageRef]:
         """By the build-id tag; then by the description marker, for a copy whose tags were not carried over."""
-        tagged = self._list(region, tag=tag_filter(TAG_BUILD_ID, build_id))
+        tagged = self._by_tags(region, build_id_filter(build_id))
         return tagged or [i for i in self._list(region) if i.build_id == build_id]
 
     def find_image(self, region: str, build_id: str) -> ImageRef | None:
@@ -330,25 +396,24 @@ class HuaweiAdapter:
         image = self._call(region, "glance_show_image", GlanceShowImageRequest(image_id=image_id), image_id)
         return _image_ref(region, image)
 
+    def _show_or_none(self, region: str, image_id: str) -> ImageRef | None:
+        image = ERRORS.call_or_none(region, "glance_show_image", self._client(region).glance_show_image,
+                                    GlanceShowImageRequest(image_id=image_id), resource_id=image_id)
+        return _image_ref(region, image) if image is not None else None
+
     # -- upload and import -----------------------------------------------------------------------------------
 
     def upload(self, spec: PublishSpec, checkpoint: Checkpoint, progress: ProgressCallback) -> Upload:
         return self._staging_area().upload(spec, checkpoint, progress)
 
     def start_import(self, spec: PublishSpec, upload: Upload, token: str) -> str:
-        """create_image (or import_image_quick) from `bucket:object`; returns the IMS job id. IMS takes no
-        client token (`token` is unused): the core's find_image by tag just before makes a repeat safe."""
+        """create_image from `bucket:object`; returns the IMS job id. IMS takes no client token (`token` is
+        unused): the core's find_image by tag just before makes a repeat safe."""
         region = spec.source_region
         self._remove_failed(region, spec.identity.build_id)
-        fields = self._import_fields(spec, upload)
-        if spec.quick_import:
-            request: Any = ImportImageQuickRequest(body=QuickImportImageByFileRequestBody(**fields))
-            operation = "import_image_quick"
-        else:
-            request = CreateImageRequest(body=CreateImageRequestBody(**fields))
-            operation = "create_image"
-        job_id = self._call(region, operation, request, f"{upload.bucket}:{upload.id}").job_id
-        log.info("%s/%s: %s job %s started for %s:%s", CLOUD, region, operation, job_id, upload.bucket, upload.id)
+        request = CreateImageRequest(body=CreateImageRequestBody(**self._import_fields(spec, upload)))
+        job_id = self._call(region, "create_image", request, f"{upload.bucket}:{upload.id}").job_id
+        log.info("%s/%s: create_image job %s started for %s:%s", CLOUD, region, job_id, upload.bucket, upload.id)
         return job_id
 
     def _import_fields(self, spec: PublishSpec, upload: Upload) -> dict[str, Any]:
@@ -363,7 +428,7 @@ class HuaweiAdapter:
             "type": "ECS",
             "architecture": ims_architecture(identity.arch),
             "hw_firmware_type": firmware_type(identity.arch, spec.boot_mode),
-            "image_tags": [TagKeyValue(key=k, value=v) for k, v in spec.all_tags.items()],
+            "image_tags": [TagKeyValue(key=k, value=v) for k, v in ims_tags(spec.all_tags).items()],
             "description": sdkutil.describe(spec, DESCRIPTION_MAX),
         }
 
@@ -404,7 +469,7 @@ class HuaweiAdapter:
 
     def _ensure_tags(self, spec: PublishSpec, image: ImageRef) -> ImageRef:
         missing = {k: v for k, v in spec.all_tags.items() if image.tags.get(k) != v}
-        for key, value in missing.items():
+        for key, value in ims_tags(missing).items():
             request = AddImageTagRequest(image_id=image.image_id,
                                          body=AddImageTagRequestBody(tag=ResourceTag(key=key, value=value)))
             self._call(image.region, "add_image_tag", request, image.image_id)
@@ -419,7 +484,10 @@ class HuaweiAdapter:
         """copy_image_cross_region from the source region; the handle is "job:<id>" (the job lives in the source
         region). No client token (`token` is unused): the core's find_image in `region` comes first."""
         self._remove_failed(region, spec.identity.build_id)
+        if not spec.agency:
+            raise UsageError(AGENCY_HINT.format(what=f"copying to {region} needs"))
         body = CopyImageCrossRegionRequestBody(name=spec.name, region=region, project_name=region,
+                                               agency_name=spec.agency,
                                                description=sdkutil.describe(spec, DESCRIPTION_MAX))
         request = CopyImageCrossRegionRequest(image_id=source.image_id, body=body)
         job_id = self._call(spec.source_region, "copy_image_cross_region", request, source.image_id).job_id

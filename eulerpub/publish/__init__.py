@@ -6,10 +6,10 @@ Adapters (`eulerpub.clouds.*`) supply the API steps; this package never imports 
 from eulerpub.publish.journal import JournalStore, RegionJournal
 from eulerpub.publish.plan import PlannedStep, PublishOptions, make_spec, plan_steps
 from eulerpub.publish.report import PublishResult, RegionResult, render_table
-from eulerpub.publish.runner import publish
+from eulerpub.publish.runner import preflight, publish
 from eulerpub.publish.source import Source, from_file, from_profile, from_record
 
 __all__ = [
     "JournalStore", "PlannedStep", "PublishOptions", "PublishResult", "RegionJournal", "RegionResult", "Source",
-    "from_file", "from_profile", "from_record", "make_spec", "plan_steps", "publish", "render_table",
+    "from_file", "from_profile", "from_record", "make_spec", "plan_steps", "preflight", "publish", "render_table",
 ]

@@ -36,6 +36,7 @@ class PublishOptions:
     keep_object: bool = False
     quick_import: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
+    agency: str | None = None
     wait: WaitParams = field(default_factory=WaitParams)
 
 
@@ -68,6 +69,9 @@ def make_spec(cloud: str, source: Source, options: PublishOptions,
     if options.quick_import and cloud != "huawei":
         raise UsageError("--quick-import is Huawei Cloud only (IMS fast import of a raw image)")
     if (cloud != "aws" or upload == "s3") and not bucket:
+    agency = options.agency or defaults.agency
+    if options.agency and cloud != "huawei":
+        raise UsageError("--agency is Huawei Cloud only (the IAM agency IMS copies images across regions with)")
         raise UsageError(f"publishing to {cloud} through object storage needs a bucket; pass --bucket or set "
                          f"clouds.{cloud}.bucket in the profile")
     return PublishSpec(
@@ -86,6 +90,7 @@ def make_spec(cloud: str, source: Source, options: PublishOptions,
         keep_object=options.keep_object,
         quick_import=options.quick_import,
         wait=options.wait,
+        agency=agency if cloud == "huawei" else None,
     )
 
 

@@ -53,6 +53,13 @@ def token(spec: PublishSpec, region: str, step: StepName, attempt: int) -> str:
     return f"eulerpub-{spec.identity.build_id}-{region}-{step}-{attempt}"
 
 
+def preflight(spec: PublishSpec, adapter: CloudAdapter) -> None:
+    """Every read-only check a run starts with (the adapter's preflight, then name collisions); `--dry-run`
+    runs these too, so what would fail on a real account fails before anything is uploaded."""
+    adapter.preflight(spec)
+    check_name_collisions(adapter, spec)
+
+
 def check_name_collisions(adapter: CloudAdapter, spec: PublishSpec) -> None:
     """Refuse to start when another build's image already has the name in ANY target region."""
     clashes = []
@@ -81,8 +88,7 @@ class Runner:
     # -- the whole run ------------------------------------------------------------------------------------
 
     def run(self) -> PublishResult:
-        self.adapter.preflight(self.spec)
-        check_name_collisions(self.adapter, self.spec)
+        preflight(self.spec, self.adapter)
         source_log = self._open(self.spec.source_region, "source")
         try:
             source, created = self._source_image(source_log)

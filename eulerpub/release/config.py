@@ -37,6 +37,7 @@ class CloudTarget(_Strict):
     share: list[str] | None = Field(None, description="accounts/projects allowed to launch the images")
     public: bool | None = Field(None, description="make the images launchable by everyone")
     bucket: str | None = Field(None, description="object storage bucket in the import region for the upload")
+    agency: str | None = Field(None, description="Huawei only: the IAM agency IMS copies images with")
 
     @field_validator("regions", "copy_to", "share")
     @classmethod

@@ -44,6 +44,7 @@ class Cell:
     share: tuple[str, ...] = ()
     public: bool = False
     bucket: str | None = None  # the upload's bucket (None: the profile's, or none needed: AWS EBS direct)
+    agency: str | None = None  # Huawei: the IAM agency for cross-region copies (None: the profile's)
 
     @property
     def build(self) -> BuildKey:
@@ -81,12 +82,13 @@ def expand(config: ReleaseConfig, profiles: Mapping[str, Profile], *, source: Pa
             share = target.share if target.share is not None else defaults.share
             public = target.public if target.public is not None else defaults.public
             bucket = target.bucket if target.bucket is not None else defaults.bucket
+            agency = target.agency if target.agency is not None else defaults.agency
             _check_regions(cloud, profile_name, regions, copy_to, source)
             for region in regions:
                 if _excluded(config, {**partial, "cloud": cloud, "region": region}):
                     continue
                 cells.append(Cell(profile_name, release, arch, cloud, region, tuple(copy_to), tuple(share), public,
-                                  bucket))
+                                  bucket, agency))
     return cells
 
 

@@ -35,7 +35,7 @@ class Publisher:
         defaults = self.profiles[cell.profile].cloud(cell.cloud)  # type: ignore[arg-type]
         defaults = defaults.model_copy(update={"regions": [cell.region], "copy_to": list(cell.copy_to),
                                                "share": list(cell.share), "public": cell.public,
-                                               "bucket": cell.bucket})
+                                               "bucket": cell.bucket, "agency": cell.agency})
         source = from_record(built.record_path, cell.cloud, defaults.format)
         spec = make_spec(cell.cloud, source, PublishOptions(wait=self.wait), defaults)
         result = publish(spec, self.adapter_for(cell.cloud), JournalStore(source.journal_dir))

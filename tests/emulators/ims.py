@@ -11,6 +11,9 @@ Error shapes, as the SDK parses them into ClientRequestException/ServerResponseE
   IMS errors      HTTP 400/404      {"error": {"code": "IMG.0001", "message": ...}}
 IMG codes for name (0002/0003), description (0004) and empty body (0007) follow the public IMS error table;
 other validation failures use IMG.0001 ("request format invalid") with a precise message.
+
+Every rule this emulator enforces, with its source, and what it leaves out, is listed in
+tests/emulators/README.md (the IMS section).
 """
 
 from __future__ import annotations
@@ -107,6 +110,7 @@ class Image:
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     members: dict[str, str] = field(default_factory=dict)  # project id -> member status
+    agency: str = ""  # a cross-region copy: the agency_name it was made with
     status: str = "queued"  # queued -> saving -> active | killed
     created_at: str = field(default_factory=utc_iso)
     updated_at: str = field(default_factory=utc_iso)
@@ -115,7 +119,7 @@ class Image:
         """The image as GET /v2/cloudimages and GET /v2/images/{id} return it."""
         image = {
             "id": self.id, "name": self.name, "status": self.status, "owner": self.owner,
-            "visibility": "private", "__imagetype": "private", "__isregistered": "true",
+            "visibility": "private", "__imagetype": self.imagetype, "__isregistered": "true",
             "__os_version": self.os.os_version, "__platform": self.os.platform, "__os_type": self.os.os_type,
             "__os_bit": str(self.os.os_bit), "min_disk": self.min_disk, "min_ram": 0,
             "disk_format": "zvhd2", "container_format": "bare", "__image_source_type": "uds",
@@ -127,6 +131,16 @@ class Image:
         if self.architecture == "arm":
             image["__support_arm"] = "true"
         return image
+
+    @property
+    def imagetype(self) -> str:
+        """A private image shared with other projects is listed as "shared" (IMS ListImages, __imagetype)."""
+        return "shared" if self.members else "private"
+
+    def by_tags(self) -> dict:
+        """The image as ListImageByTags returns it (ShowImageByTagsResource)."""
+        return {"resource_id": self.id, "resource_name": self.name, "resource_detail": {"status": self.status},
+                "tags": [{"key": k, "value": v} for k, v in self.tags.items()]}
 
 
 @dataclass
@@ -153,10 +167,23 @@ _ROUTES = [  # method, path as the SDK sends it, action (SDK operation name), ha
     ("DELETE", r"/v1/cloudimages/members", "BatchDeleteMembers", "_batch_delete_members"),
     ("GET", r"/v1/cloudimages/os_version", "ListOsVersions", "_list_os_versions"),
     ("POST", r"/v2/(?P<project_id>[^/]+)/images/(?P<image_id>[^/]+)/tags", "AddImageTag", "_add_image_tag"),
+    ("POST", r"/v2/(?P<project_id>[^/]+)/images/resource_instances/action", "ListImageByTags",
+     "_list_image_by_tags"),
 ]
 
 _NAME_CHARS = re.compile(r"^[0-9A-Za-z\u4e00-\u9fa5_\-. ]+$")
 _PROJECT_ID = re.compile(r"^[0-9a-f]{32}$")
+# IMS API reference "Image Tag Format" (ims_03_0902), the strict rules: a key is 1-36 letters, digits, '_' or
+# '-'; a value is at most 43 of those or '.'. (Newer pages allow more; the emulator holds to these.)
+_TAG_KEY, _TAG_VALUE = re.compile(r"^[0-9A-Za-z_-]{1,36}$"), re.compile(r"^[0-9A-Za-z_.-]{0,43}$")
+# min_disk per path: CreateImageRequestBody.min_disk "40-1024 GB"; QuickImportImageByFileRequestBody.min_disk
+# "1-1024 GB" (quick import, also CreateImage with is_quick_import).
+_MIN_DISK = {False: (40, 1024), True: (1, 1024)}
+# ListImageByTagsRequestBody: tags/tags_any/not_tags/not_tags_any hold at most 10 keys of at most 10 values;
+# Tags: a key is at most 127 characters, a value at most 255; limit 1-1000 (default 10), offset >= 0.
+_BY_TAGS_LISTS = ("tags", "tags_any", "not_tags", "not_tags_any")
+_BY_TAGS_MATCHES = ("resource_name", "resource_id")
+DEFAULT_AGENCIES = ("ims-copy-agency",)
 
 
 def _pending_status(job: Job, before: str, during: str) -> str:
@@ -174,7 +201,7 @@ class ImsEmulator:
                  sk: str = "emulator-secret-key", projects: dict[str, str] | None = None,
                  object_exists: Callable[[str, str], bool] | None = None,
                  os_versions: tuple[OsVersion, ...] = DEFAULT_OS_VERSIONS, timing: Timing | None = None,
-                 max_clock_skew: float = 900):
+                 max_clock_skew: float = 900, agencies: tuple[str, ...] = DEFAULT_AGENCIES):
         self.ak, self.sk = ak, sk
         self.projects = projects or {r: hashlib.md5(r.encode()).hexdigest() for r in regions}
         self.objects: set[tuple[str, str]] = set()
@@ -182,6 +209,7 @@ class ImsEmulator:
         self.os_versions = {r: list(os_versions) for r in regions}
         self.timing = timing or Timing()
         self.max_clock_skew = max_clock_skew
+        self.agencies = set(agencies)  # the IAM agencies (delegated to IMS) the account has created
         self.faults = Faults()
         self.images: dict[str, Image] = {}
         self.jobs: dict[str, Job] = {}
@@ -347,8 +375,9 @@ class ImsEmulator:
         if len(description) > 1024:
             raise ImsError(400, "IMG.0004", "The description contains more than 1024 characters.")
         min_disk = body.get("min_disk")
-        if not isinstance(min_disk, int) or isinstance(min_disk, bool) or not 40 <= min_disk <= 1024:
-            raise _invalid(f"min_disk {min_disk!r} is invalid: it must be an integer from 40 to 1024 (GB)")
+        low, high = _MIN_DISK[quick]
+        if not isinstance(min_disk, int) or isinstance(min_disk, bool) or not low <= min_disk <= high:
+            raise _invalid(f"min_disk {min_disk!r} is invalid: it must be an integer from {low} to {high} (GB)")
         architecture = body.get("architecture") or "x86"
         if architecture not in ("x86", "arm"):
             raise _invalid(f"architecture {architecture!r} is invalid: use x86 or arm")
@@ -364,10 +393,17 @@ class ImsEmulator:
             raise _invalid(f"image_url {image_url!r} is invalid: use bucket:object")
         if not self.object_exists(bucket, key):
             raise _invalid(f"The image file {key} does not exist in OBS bucket {bucket}")
-        tags = {t["key"]: t.get("value", "") for t in body.get("image_tags") or []}
+        if quick and not key.lower().endswith(".zvhd2"):
+            # IMS "fast import" docs: only RAW and ZVHD2 are fast-imported, and a RAW file needs its bitmap file
+            # (qemu-img-hw createbitmap) uploaded with it. The emulator models no bitmap files: it takes ZVHD2.
+            raise _invalid(f"quick import of {key}: only ZVHD2, or RAW with its bitmap file, can be fast-imported")
+        if body.get("image_tags") and body.get("tags"):
+            raise _invalid("tags and image_tags cannot be used together")  # CreateImageRequestBody.tags
+        tags = {t.get("key"): t.get("value", "") for t in body.get("image_tags") or []}
         for tag in body.get("tags") or []:  # the older "key.value" string form
             key, _, value = tag.partition(".")
             tags[key] = value
+        _check_tags(tags)
         return Image(str(uuid.uuid4()), ctx.region, ctx.project, name, os_version, min_disk,
                      architecture, firmware, image_url, description=description, tags=tags)
 
@@ -403,18 +439,23 @@ class ImsEmulator:
 
     def _list_images(self, ctx: _Ctx) -> tuple[int, dict]:
         query = ctx.query
-        if query.get("__imagetype", "private") != "private":  # no public/shared/market images here
+        imagetype = query.get("__imagetype")
+        if imagetype not in (None, "private", "shared"):  # no public (gold) or market images here
             return 200, {"images": []}
         found = []
         for image in self.images.values():
             if image.region != ctx.region or image.owner != ctx.project:
+                continue
+            if imagetype is not None and image.imagetype != imagetype:  # shared with others: "shared" only
                 continue
             self._look_image(image)
             wire = image.wire()
             plain = ("name", "status", "id", "owner", "min_disk", "__os_type", "__platform", "visibility")
             if any(key in query and str(wire.get(key)) != query[key] for key in plain):
                 continue
-            if "tag" in query and query["tag"] not in wire["tags"]:
+            # After IMS's tag upgrade the tag filter is "key=value" (ListImagesRequest.tag); "key.value" finds nothing.
+            key, sep, value = query.get("tag", "").partition("=")
+            if "tag" in query and (not sep or image.tags.get(key) != value):
                 continue
             if "architecture" in query and query["architecture"] != image.architecture:
                 continue
@@ -460,11 +501,19 @@ class ImsEmulator:
             raise _invalid(f"region {destination!r} is not a valid destination region for {ctx.region}")
         if body.get("project_name") != destination:
             raise _invalid(f"project_name {body.get('project_name')!r} is not a project of region {destination}")
+        # IMS API reference "跨Region复制镜像" (CopyImageCrossRegionRequestBody.agency_name): mandatory, the name of
+        # an IAM agency that lets IMS act for the account. An agency the account lacks is refused here too (the
+        # real service's reaction to one is not documented).
+        agency = body.get("agency_name")
+        if not agency:
+            raise _invalid("agency_name is mandatory: name the IAM agency that lets IMS copy images across regions")
+        if agency not in self.agencies:
+            raise _invalid(f"agency {agency!r} does not exist or is not delegated to IMS")
         if source.status != "active":
             raise _invalid(f"image {source.id} is {source.status}; only active images can be copied")
         copy = Image(str(uuid.uuid4()), destination, self.projects[destination], name, source.os, source.min_disk,
                      source.architecture, source.firmware, "", description=body.get("description") or "",
-                     tags=dict(source.tags))
+                     tags=dict(source.tags), agency=agency)
         copy.job = self._new_job(ctx, "CopyImageCrossRegion", "copyImageCrossRegion",
                                  partial(self._finish_image, copy), fault_region=destination)
         copy.job.image_id = copy.id
@@ -525,8 +574,90 @@ class ImsEmulator:
         tag = (ctx.body or {}).get("tag") or {}
         if not tag.get("key"):
             raise _invalid("tag.key is required")
+        _check_tags({tag["key"]: tag.get("value", "")})
         image.tags[tag["key"]] = tag.get("value", "")
         return 204, None
+
+    def _list_image_by_tags(self, ctx: _Ctx) -> tuple[int, dict]:
+        """ListImageByTags (POST /v2/{project_id}/images/resource_instances/action, ListImageByTagsRequestBody):
+        the project's own images in the region, private and shared alike, filtered by tags."""
+        if ctx.path["project_id"] != ctx.project:
+            raise _invalid("project_id in the path does not match the credentials")
+        body = ctx.body or {}
+        action = body.get("action")
+        if action not in ("filter", "count"):
+            raise _invalid(f"action {action!r} is invalid: use filter or count")
+        filters = {name: _tag_filter(name, body[name]) for name in _BY_TAGS_LISTS if name in body}
+        matches = body.get("matches") or []
+        for match in matches:
+            if match.get("key") not in _BY_TAGS_MATCHES:
+                raise _invalid(f"matches key {match.get('key')!r} is invalid: use resource_name or resource_id")
+        limit, offset = _count(body, "limit", 10, 1, 1000), _count(body, "offset", 0, 0, None)
+        found = []
+        for image in self.images.values():
+            if image.region != ctx.region or image.owner != ctx.project:
+                continue
+            self._look_image(image)
+            if body.get("without_any_tag"):
+                if image.tags:
+                    continue
+            elif not _tags_match(image.tags, filters):
+                continue
+            field_of = {"resource_name": image.name, "resource_id": image.id}
+            if any(m.get("value", "") not in field_of[m["key"]] for m in matches):  # a fuzzy (substring) match
+                continue
+            found.append(image)
+        if action == "count":
+            return 200, {"total_count": len(found)}
+        return 200, {"resources": [i.by_tags() for i in found[offset:offset + limit]], "total_count": len(found)}
+
+
+def _check_tags(tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+        if not isinstance(key, str) or not _TAG_KEY.match(key):
+            raise _invalid(f"tag key {key!r} is invalid: 1-36 letters, digits, '_' or '-'")
+        if not isinstance(value, str) or not _TAG_VALUE.match(value):
+            raise _invalid(f"tag value {value!r} of {key} is invalid: at most 43 letters, digits, '_', '-' or '.'")
+
+
+def _tag_filter(name: str, entries: Any) -> dict[str, list[str]]:
+    """One of ListImageByTagsRequestBody's tag lists as {key: values}, checked against the SDK model's limits."""
+    if not isinstance(entries, list) or not entries:
+        raise _invalid(f"{name} must be a non-empty list of {{key, values}}")
+    if len(entries) > 10:
+        raise _invalid(f"{name} holds {len(entries)} keys; at most 10")
+    parsed: dict[str, list[str]] = {}
+    for entry in entries:
+        key, values = entry.get("key"), entry.get("values", [])
+        if not isinstance(key, str) or not 1 <= len(key) <= 127 or key in parsed:
+            raise _invalid(f"{name}: key {key!r} is empty, longer than 127 characters or repeated")
+        if not isinstance(values, list) or len(values) > 10 or len(set(values)) != len(values) \
+                or any(not isinstance(v, str) or len(v) > 255 for v in values):
+            raise _invalid(f"{name}: values of {key} must be at most 10 distinct strings of at most 255 characters")
+        parsed[key] = values
+    return parsed
+
+
+def _has(tags: dict[str, str], key: str, values: list[str]) -> bool:
+    """The image carries the tag `key` with one of `values` (any value when `values` is empty)."""
+    return key in tags and (not values or tags[key] in values)
+
+
+def _tags_match(tags: dict[str, str], filters: dict[str, dict[str, list[str]]]) -> bool:
+    checks = {"tags": lambda f: all(_has(tags, k, v) for k, v in f.items()),
+              "tags_any": lambda f: any(_has(tags, k, v) for k, v in f.items()),
+              "not_tags": lambda f: not all(_has(tags, k, v) for k, v in f.items()),
+              "not_tags_any": lambda f: not any(_has(tags, k, v) for k, v in f.items())}
+    return all(checks[name](wanted) for name, wanted in filters.items())
+
+
+def _count(body: dict, name: str, default: int, low: int, high: int | None) -> int:
+    """limit/offset: strings in the SDK model (ListImageByTagsRequestBody), integers accepted too."""
+    raw = body.get(name, default)
+    text = str(raw)
+    if isinstance(raw, bool) or not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
+        raise _invalid(f"{name} {raw!r} is invalid: an integer from {low}" + (f" to {high}" if high else ""))
+    return int(text)
 
 
 def _json_body(request: HttpRequest) -> Any:

@@ -81,6 +81,7 @@ class Harness:
     live: Callable[[Any], bool] = field(repr=False, default=lambda image: True)  # not a failed image
     destinations: Callable[[Any], list[str]] = field(repr=False, default=lambda call: [])  # of a copy call
 
+    cloud_args: tuple[str, ...] = ()  # options every publish to this cloud needs (Huawei: --agency)
     @property
     def source(self) -> str:
         return self.regions[0]
@@ -90,7 +91,7 @@ class Harness:
         shares = ["--share", self.share] if share else []
         return ["publish", "--cloud", self.cloud, "--image", str(image), "--arch", arch, "--release", RELEASE,
                 "--region", self.source, *copies, *shares, "--bucket", self.bucket,
-                "--build-dir", "build", "--wait-timeout", WAIT_TIMEOUT_MINUTES, "--json", *extra]
+                "--build-dir", "build", "--wait-timeout", WAIT_TIMEOUT_MINUTES, "--json", *self.cloud_args, *extra]
 
     def images(self, region: str) -> list[Any]:
         return [image for image in self.emulator.images.values() if image.region == region]
@@ -120,7 +121,8 @@ class Harness:
 
 
 def report(stdout: str) -> dict[str, Any]:
-    return json.loads(stdout)
+    """The publish result: the first JSON document on stdout (a failed --json run adds its error object after)."""
+    return json.JSONDecoder().raw_decode(stdout.lstrip())[0]
 
 
 def rows(stdout: str) -> dict[str, dict[str, Any]]:

@@ -30,6 +30,7 @@ from tencentcloud.cvm.v20170312.cvm_client import CvmClient
 
 from tests.emulators import CvmEmulator, ImsEmulator, Timing, fixtures
 from tests.emulators.fixtures import cvm_client, ims_client
+from tests.emulators.ims import DEFAULT_AGENCIES
 
 pytestmark = pytest.mark.integration
 ims_emulator = fixtures.ims_emulator  # until conftest provides them
@@ -103,9 +104,11 @@ def test_ims_import_goes_init_running_success_and_is_listed_by_tag(ims_emulator)
     image_id = client.show_job_progress(ShowJobProgressRequest(job_id=job_id)).entities.image_id
     shown = client.glance_show_image(GlanceShowImageRequest(image_id=image_id))
     assert (shown.status, shown.min_disk, shown.hw_firmware_type, shown.support_arm) == ("active", 40, "uefi", "true")
-    listed = client.list_images(ListImagesRequest(imagetype="private", tag="eulerpub-build.b42", status="active"))
+    listed = client.list_images(ListImagesRequest(imagetype="private", tag="eulerpub-build=b42", status="active"))
     assert [image.id for image in listed.images] == [image_id]
-    assert client.list_images(ListImagesRequest(imagetype="private", tag="eulerpub-build.other")).images == []
+    assert client.list_images(ListImagesRequest(imagetype="private", tag="eulerpub-build=other")).images == []
+    # after IMS's tag upgrade the filter is key=value: the old key.value form finds nothing
+    assert client.list_images(ListImagesRequest(imagetype="private", tag="eulerpub-build.b42")).images == []
     assert ims_emulator.calls("CreateImage")[0].body["image_url"] == f"{OBS_BUCKET}:{OBS_KEY}"
 
 
@@ -152,7 +155,7 @@ def test_ims_copy_to_second_region_then_share_then_delete(ims_emulator):
     image_id = _import_active_image(ims_emulator, beijing)
 
     copy_body = CopyImageCrossRegionRequestBody(name="openEuler-24.03-x86_64", region=SHANGHAI,
-                                                project_name=SHANGHAI)
+                                                project_name=SHANGHAI, agency_name=DEFAULT_AGENCIES[0])
     job_id = beijing.copy_image_cross_region(CopyImageCrossRegionRequest(image_id=image_id, body=copy_body)).job_id
     assert _wait_job(beijing, job_id)[-1] == "SUCCESS"
     copy_id = beijing.show_job(ShowJobRequest(job_id=job_id)).entities.image_id
@@ -180,7 +183,8 @@ def test_ims_copy_to_a_stuck_region_never_finishes(ims_emulator):
     beijing = ims_client(ims_emulator, BEIJING)
     image_id = _import_active_image(ims_emulator, beijing)
     ims_emulator.faults.add(kind="stuck", action="CopyImageCrossRegion", region=SHANGHAI)
-    body = CopyImageCrossRegionRequestBody(name="copy", region=SHANGHAI, project_name=SHANGHAI)
+    body = CopyImageCrossRegionRequestBody(name="copy", region=SHANGHAI, project_name=SHANGHAI,
+                                           agency_name=DEFAULT_AGENCIES[0])
     job_id = beijing.copy_image_cross_region(CopyImageCrossRegionRequest(image_id=image_id, body=body)).job_id
     ims_emulator.finish_all()
     assert _wait_job(beijing, job_id, polls=8)[-1] == "RUNNING"

@@ -47,10 +47,30 @@ def test_os_version_prefers_an_arm_variant_for_aarch64_only():
     assert huawei.choose_os_version("24.03-LTS", "x86_64", versions) == "openEuler 24.03 64bit"
 
 
-def test_tags_listed_as_key_dot_value_split_at_the_first_dot():
-    parsed = huawei.parse_tags(["eulerpub:release.24.03-LTS", "managed-by.eulerpub", "empty."])
-    assert parsed == {"eulerpub:release": "24.03-LTS", "managed-by": "eulerpub", "empty": ""}
-    assert huawei.tag_filter("eulerpub:build-id", "abc") == "eulerpub:build-id.abc"
+def test_tags_listed_as_key_dot_value_or_key_equals_value_split_once():
+    parsed = huawei.parse_tags(["eulerpub:release.24.03-LTS", "managed-by.eulerpub", "empty.",
+                                "eulerpub-release=24.03-LTS-SP1"])
+    assert parsed == {"eulerpub:release": "24.03-LTS", "managed-by": "eulerpub", "empty": "",
+                      "eulerpub-release": "24.03-LTS-SP1"}
+
+
+def test_eulerpub_keys_go_out_strict_and_both_forms_read_back():
+    tags = {"eulerpub:build-id": "b0123", "eulerpub:release": "24.03-LTS-SP1", "managed-by": "eulerpub",
+            "team_a": "x.y"}
+    wire = huawei.ims_tags(tags)
+    assert wire == {"eulerpub-build-id": "b0123", "eulerpub-release": "24.03-LTS-SP1", "managed-by": "eulerpub",
+                    "team_a": "x.y"}
+    assert huawei.canonical_tags(wire) == tags
+    assert huawei.canonical_tags(tags) == tags  # an image published with the old keys
+    assert huawei.canonical_tags({"eulerpub:build-id": "old", "eulerpub-build-id": "new"}) == {
+        "eulerpub:build-id": "new"}
+
+
+@pytest.mark.parametrize(("key", "value"), [("team:a", "x"), ("k" * 37, "x"), ("team", "a/b"), ("team", "v" * 44),
+                                            ("", "x"), ("team a", "x")])
+def test_a_tag_the_strict_ims_rules_refuse_is_one_sentence(key, value):
+    with pytest.raises(UsageError, match="cannot be used on Huawei Cloud: keys are 1-36"):
+        huawei.ims_tags({key: value})
 
 
 @pytest.mark.parametrize(("status", "state"), [("active", "available"), ("queued", "pending"),

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from tests.emulators import ImsEmulator, Timing
+from tests.emulators.ims import DEFAULT_AGENCIES
 from tests.integration.sdkclouds import POLL_SECONDS, Harness, make_images, object_exists, s3
 
 REGIONS = ("cn-north-4", "cn-east-3", "cn-south-1")
 BUCKET = "eulerpub-images"
 SHARE_PROJECT = "0123456789abcdef0123456789abcdef"
+AGENCY = DEFAULT_AGENCIES[0]  # the agency the emulated account has created for IMS
 
 
 
@@ -43,5 +45,6 @@ def harness(moto, monkeypatch, tmp_path) -> Iterator[Harness]:
             create_actions=("CreateImage", "ImportImageQuick", "CopyImageCrossRegion", "BatchAddMembers",
                             "AddImageTag", "GlanceDeleteImage"),
             says_why=True, live=lambda image: image.status != "killed",
-            destinations=lambda call: [(call.body or {}).get("region")])
+            destinations=lambda call: [(call.body or {}).get("region")],
+            cloud_args=("--agency", AGENCY))
         assert not emulator.crashes, emulator.crashes[0]

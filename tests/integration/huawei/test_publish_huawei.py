@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import pytest
+from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
+from huaweicloudsdkims.v2 import ImportImageQuickRequest, QuickImportImageByFileRequestBody
 
 from eulerpub.clouds import get_adapter
-from tests.integration.sdkclouds import RELEASE, report, rows
+from tests.integration.huawei.conftest import AGENCY
+from tests.integration.sdkclouds import RELEASE, report, rows, s3
 from tests.integration.sdkclouds_scenarios import (  # noqa: F401  (the shared scenarios run for Huawei here)
     test_failed_and_stuck_copies_fail_alone_and_a_rerun_finishes_only_them,
     test_failed_import_keeps_the_object_and_a_rerun_imports_it_without_uploading,
@@ -30,19 +36,22 @@ def test_publish_imports_copies_and_shares_with_the_right_fields(harness, cli, i
     assert create.body["image_url"].startswith(f"{harness.bucket}:eulerpub/")
     assert create.body["min_disk"] == 40 and create.body["type"] == "ECS"
     tags = {t["key"]: t["value"] for t in create.body["image_tags"]}
-    assert tags["eulerpub:build-id"] == report(result.stdout)["build_id"]
+    assert tags["eulerpub-build-id"] == report(result.stdout)["build_id"]  # IMS's strict keys: no ':'
+    assert not any(":" in key for key in tags)
     for region in harness.regions:
         (image,) = harness.images(region)
         assert image.id == regions[region]["image_id"] and image.status == "active"
         assert (image.architecture, image.firmware) == (architecture, firmware)
         assert image.os.os_version == "openEuler 24.03 64bit"
         assert image.tags == tags
-        assert image.tags["eulerpub:arch"] == arch and image.tags["eulerpub:release"] == RELEASE
+        assert image.tags["eulerpub-arch"] == arch and image.tags["eulerpub-release"] == RELEASE
         assert image.tags["managed-by"] == "eulerpub"
-        assert f"[eulerpub build {image.tags['eulerpub:build-id']}]" in image.description
+        assert f"[eulerpub build {image.tags['eulerpub-build-id']}]" in image.description
         assert list(image.members) == [harness.share]
         assert regions[region]["shares"] == [harness.share]
-    assert {c.body["region"] for c in harness.emulator.calls("CopyImageCrossRegion")} == set(harness.regions[1:])
+    copies = harness.emulator.calls("CopyImageCrossRegion")
+    assert {c.body["region"] for c in copies} == set(harness.regions[1:])
+    assert {c.body["agency_name"] for c in copies} == {AGENCY}
     assert harness.objects() == []
     assert not harness.emulator.calls("ListOsVersions")[0].error
 
@@ -54,21 +63,30 @@ def test_keep_object_leaves_the_upload_in_obs(harness, cli, images):
     assert len(harness.objects()) == 1
 
 
-def test_quick_import_takes_a_raw_image_through_import_image_quick(harness, cli, images):
-    result = cli(*harness.args(images["raw"], "--quick-import"))
-
-    assert result.exit_code == 0, result.stderr
-    (call,) = harness.emulator.calls("ImportImageQuick")
-    assert call.body["os_version"] == "openEuler 24.03 64bit" and call.body["architecture"] == "x86"
-    assert harness.emulator.calls("CreateImage") == []
-
-
-def test_quick_import_refuses_a_qcow2_before_anything_is_created(harness, cli, images):
-    result = cli(*harness.args(images["qcow2"], "--quick-import"))
+@pytest.mark.parametrize("fmt", ["raw", "qcow2"])
+def test_quick_import_is_refused_before_anything_is_uploaded(harness, cli, images, fmt):
+    """IMS fast-imports ZVHD2, or RAW with a qemu-img-hw bitmap file; eulerpub makes neither, and the emulator
+    refuses a RAW quick import without its bitmap (as IMS does), so the request is never sent."""
+    result = cli(*harness.args(images[fmt], "--quick-import"))
 
     assert result.exit_code == 2
-    assert "--quick-import takes a raw image, not qcow2" in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "ZVHD2" in line and "bitmap" in line and "publish without --quick-import" in line
     assert harness.creates() == 0 and harness.moto.calls("CreateMultipartUpload") == []
+
+
+def test_the_emulator_refuses_a_raw_quick_import_without_a_bitmap(harness):
+    """The rule the refusal above keeps eulerpub away from: a RAW quick import without its bitmap fails."""
+    body = b"\0" * 512
+    s3(harness.moto, harness.source).put_object(Bucket=harness.bucket, Key="by-hand/disk.raw", Body=body,
+                                                ContentMD5=base64.b64encode(hashlib.md5(body).digest()).decode())
+    client = get_adapter("huawei")._client(harness.source)
+    request = QuickImportImageByFileRequestBody(name="by-hand", image_url=f"{harness.bucket}:by-hand/disk.raw",
+                                                os_version="openEuler 24.03 64bit", min_disk=1, type="ECS")
+
+    with pytest.raises(ClientRequestException, match="only ZVHD2, or RAW with its bitmap file"):
+        client.import_image_quick(ImportImageQuickRequest(body=request))
+    assert harness.images(harness.source) == []
 
 
 def test_an_unlisted_release_is_imported_as_other_linux(harness, cli, images):
