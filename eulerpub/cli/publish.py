@@ -119,12 +119,12 @@ def command(
                                               "import (it is deleted by default).")] = False,
     quick_import: Annotated[bool, typer.Option("--quick-import", help="Huawei: IMS fast import "
                                                "(import_image_quick) of a raw image, up to 1 TiB.")] = False,
-    profile: Annotated[str | None, typer.Option("--profile", "-p", help="Publish the newest build of this "
-                                                "profile under --build-dir (with --image: use its name "
-                                                "template and cloud defaults).")] = None,
     agency: Annotated[str | None, typer.Option("--agency", help="Huawei: the IAM agency that lets IMS copy "
                                                "images across regions (needed with --copy-to; default: "
                                                "clouds.huawei.agency).")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", "-p", help="Publish the newest build of this "
+                                                "profile under --build-dir (with --image: use its name "
+                                                "template and cloud defaults).")] = None,
     record: Annotated[Path | None, typer.Option("--record", help="Publish the build this record "
                                                 "(manifest.json or its directory) describes.")] = None,
     image: Annotated[Path | None, typer.Option("--image", help="Publish this image file (qcow2, raw, vmdk, "
@@ -185,12 +185,12 @@ def command(
     spec = make_spec(cloud, source, options, defaults)
     store = JournalStore(source.journal_dir)
     if dry_run:
+        preflight(spec, get_adapter(cloud))  # read-only: what would fail late fails here, before the plan
         steps = plan_steps(spec, store.read_all(cloud, spec.regions))
         if json_output:
             ui.emit_json({"cloud": cloud, "name": spec.name, "build_id": spec.identity.build_id,
                           "journal_dir": str(store.root), "steps": [s.to_json() for s in steps]})
         else:
-        preflight(spec, get_adapter(cloud))  # read-only: what would fail late fails here, before the plan
             print(f"{spec.name} ({cloud}, build {spec.identity.build_id}); journal {store.root}{os.sep}")
             for step in steps:
                 print(f"  {'done' if step.done else 'todo'}  {step.region:<16} {step.step:<9} {step.detail}")

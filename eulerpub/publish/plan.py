@@ -35,8 +35,8 @@ class PublishOptions:
     name: str | None = None
     keep_object: bool = False
     quick_import: bool = False
-    tags: Mapping[str, str] = field(default_factory=dict)
     agency: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
     wait: WaitParams = field(default_factory=WaitParams)
 
 
@@ -68,10 +68,10 @@ def make_spec(cloud: str, source: Source, options: PublishOptions,
     bucket = options.bucket or defaults.bucket
     if options.quick_import and cloud != "huawei":
         raise UsageError("--quick-import is Huawei Cloud only (IMS fast import of a raw image)")
-    if (cloud != "aws" or upload == "s3") and not bucket:
     agency = options.agency or defaults.agency
     if options.agency and cloud != "huawei":
         raise UsageError("--agency is Huawei Cloud only (the IAM agency IMS copies images across regions with)")
+    if (cloud != "aws" or upload == "s3") and not bucket:
         raise UsageError(f"publishing to {cloud} through object storage needs a bucket; pass --bucket or set "
                          f"clouds.{cloud}.bucket in the profile")
     return PublishSpec(
@@ -89,8 +89,8 @@ def make_spec(cloud: str, source: Source, options: PublishOptions,
         boot_mode=options.boot_mode or defaults.boot_mode,
         keep_object=options.keep_object,
         quick_import=options.quick_import,
-        wait=options.wait,
         agency=agency if cloud == "huawei" else None,
+        wait=options.wait,
     )
 
 
