@@ -220,7 +220,8 @@ class ObjectStaging:
     """The disk's temporary home in OBS or COS, written by the one S3-compatible uploader.
 
     `endpoint_template` has a `{region}` placeholder; `endpoint_variable` overrides it (full URL, http allowed
-    for tests). OBS and COS take no per-part SHA-256 and reject boto3's default CRC headers; eulerpub's tags go
+    for tests). OBS and COS take no per-part SHA-256 (they verify Content-MD5, which each part carries) and reject
+    boto3's default CRC headers; eulerpub's tags go
     on the object as metadata only.
     """
 
@@ -241,7 +242,8 @@ class ObjectStaging:
             # The clouds' own endpoints want virtual-hosted buckets; an override (a test server, a proxy) is
             # left to botocore, which uses path style for an IP address.
             addressing_style="auto" if override else "virtual",
-            checksum_sha256=False, checksum_when_required=True, object_tags=False, credentials=self.credentials)
+            checksum_sha256=False, content_md5=True, checksum_when_required=True, object_tags=False,
+            credentials=self.credentials)
 
     def client(self, region: str) -> Any:
         with self._lock:

@@ -190,3 +190,61 @@ def test_a_disabled_amis_snapshot_is_not_taken_for_an_orphan(cli, publish_env, r
     assert json.loads(result.stdout)["orphans"] == []
     left = {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
     assert set(row["snapshot_ids"]) <= left
+
+
+# -- 12: OBS and COS verify Content-MD5, not x-amz-checksum-* -------------------------------------------------
+
+def obs_like(moto, region="cn-north-4", **overrides):
+    """The settings the Huawei/Tencent adapters use for their store, pointed at moto (signed for an OBS region)."""
+    from eulerpub.clouds import boto, objectstore
+
+    settings = objectstore.StoreSettings(
+        cloud="huawei", region=region, endpoint_url=moto.url, addressing_style="path", checksum_sha256=False,
+        checksum_when_required=True, object_tags=False, credentials=boto.StaticCredentials("test", "test"),
+        **{"content_md5": True, **overrides})
+    return objectstore.make_store_client(settings), settings
+
+
+def upload(moto, settings, client, path, key):
+    from eulerpub.clouds import objectstore
+    from eulerpub.clouds.base import Checkpoint
+    from eulerpub.manifest import sha256_file
+
+    return objectstore.upload_file(client, settings, "obs-bucket", key, path, size=path.stat().st_size,
+                                   sha256=sha256_file(path), checkpoint=Checkpoint(), progress=lambda n: None)
+
+
+def test_obs_and_cos_parts_carry_a_content_md5_the_store_verifies(moto, raw_image):
+    import base64
+    import hashlib
+
+    from eulerpub.errors import CloudError
+
+    client, settings = obs_like(moto)
+    boto3.client("s3", endpoint_url=moto.url, region_name=REGION, aws_access_key_id="test",
+                 aws_secret_access_key="test").create_bucket(Bucket="obs-bucket")
+
+    stored = upload(moto, settings, client, raw_image.path, "with-md5.raw")
+
+    parts = moto.calls("UploadPart")
+    assert stored.size == raw_image.path.stat().st_size and len(parts) == 8
+    assert all(p.params.get("content-md5") and "x-amz-checksum-sha256" not in p.params for p in parts)
+    data = raw_image.path.read_bytes()
+    first = next(p for p in parts if p.params["partNumber"] == "1")
+    assert first.params["content-md5"] == base64.b64encode(hashlib.md5(data[:8 << 20]).digest()).decode()
+
+    plain_client, plain = obs_like(moto, content_md5=False)  # what the uploader sent before: no integrity check
+    try:
+        upload(moto, plain, plain_client, raw_image.path, "without-md5.raw")
+        raise AssertionError("the OBS flavour accepted a part without Content-MD5")
+    except CloudError as exc:
+        assert "needs Content-MD5" in str(exc)
+
+    upload_id = client.create_multipart_upload(Bucket="obs-bucket", Key="tampered.raw")["UploadId"]
+    wrong = base64.b64encode(hashlib.md5(b"other bytes").digest()).decode()
+    try:
+        client.upload_part(Bucket="obs-bucket", Key="tampered.raw", UploadId=upload_id, PartNumber=1,
+                           Body=b"these bytes", ContentMD5=wrong)
+        raise AssertionError("a wrong Content-MD5 was accepted")
+    except client.exceptions.ClientError as exc:
+        assert exc.response["Error"]["Code"] == "BadDigest"
