@@ -38,7 +38,7 @@ DEFAULT_WORK = Path("demo-work")
 # The demo's accounts on the local clouds: import region, copy region, who the image is shared with, bucket.
 AWS = {"region": "us-east-1", "copy_to": "eu-west-1", "share": "210987654321"}
 HUAWEI = {"region": "cn-north-4", "copy_to": "cn-east-3", "share": "0123456789abcdef0123456789abcdef",
-          "bucket": "eulerpub-demo-obs"}
+          "bucket": "eulerpub-demo-obs", "agency": "ims-copy-agency"}  # the agency: ims.DEFAULT_AGENCIES
 TENCENT = {"region": "ap-guangzhou", "copy_to": "ap-shanghai", "share": "100000000002",
            "bucket": "eulerpub-demo-1250000000"}  # COS bucket names end in the account's APPID
 CLOUDS = {"aws": AWS, "huawei": HUAWEI, "tencent": TENCENT}
@@ -63,7 +63,7 @@ arches: [{arch}]
 clouds:
   aws: {{regions: [{aws[region]}], copy_to: [{aws[copy_to]}], share: ['{aws[share]}'], public: false}}
   huawei: {{regions: [{huawei[region]}], copy_to: [{huawei[copy_to]}], share: ['{huawei[share]}'], public: false,
-           bucket: {huawei[bucket]}}}
+           bucket: {huawei[bucket]}, agency: {huawei[agency]}}}
   tencent: {{regions: [{tencent[region]}], copy_to: [{tencent[copy_to]}], share: ['{tencent[share]}'],
             public: false, bucket: {tencent[bucket]}}}
 """
@@ -294,7 +294,9 @@ def tour(t: Tour, work: Path, skip_boot: bool) -> int:
             with t.step(f"Publish to {cloud}: import in {where['region']}, copy to {where['copy_to']}, share"):
                 args = ["publish", "--cloud", cloud, "--profile", PROFILE, "--region", where["region"],
                         "--copy-to", where["copy_to"], "--share", where["share"]]
-                run(args + (["--bucket", where["bucket"]] if "bucket" in where else []))
+                for option in ("bucket", "agency"):
+                    args += [f"--{option}", where[option]] if option in where else []
+                run(args)
 
         with t.step("Release: the matrix in release.yaml (boot test gate, all three clouds, the index)"):
             before = clouds.creates()
