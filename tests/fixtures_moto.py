@@ -5,7 +5,7 @@ Fixtures (load with `pytest_plugins = ["tests.fixtures_moto"]`):
 - `moto_server` (session): one `ThreadedMotoServer` on 127.0.0.1, an ephemeral port, wrapped in a recorder and
   fault injector. Yields a `MotoHarness`: `.url`, `.requests` (every request: service, region, action, params,
   body size, status), `.calls(...)`, `.add_fault(...)`, `.registered` / `.copied` (what RegisterImage/CopyImage
-  received), `.import_tasks`, `.block_public_access`, `.reset()`.
+  received), `.import_tasks`, the switches below, `.reset()`.
 - `moto` (function): the same harness, reset before the test (state, recordings, faults).
 - `aws_env` (function): `moto` plus the environment a boto3 client needs to reach it: `AWS_ENDPOINT_URL`, fake
   credentials (`FAKE_ACCESS_KEY`/`FAKE_SECRET_KEY`, distinctive so leak scans can look for them), a region.
@@ -26,6 +26,20 @@ What the extension adds to moto 5.2 (see ../shared/reference/clouds.md for its g
   PutSnapshotBlock verifies each block's SHA-256 and length; CompleteSnapshot verifies ChangedBlocksCount and the
   LINEAR aggregate checksum. (Real EBS does all of this; moto does none.)
 - GetImageBlockPublicAccessState, answered from `block_public_access[region]` (default "unblocked").
+
+Stricter than moto, each rule with its source in a comment where it is enforced; tests/emulators/README.md
+("AWS (moto fixture)") lists them all, with what is not modelled:
+- `new_snapshot_not_found = N`: the first N PutSnapshotBlock calls for each new snapshot answer 404
+  ResourceNotFoundException (EBS direct eventual consistency). `add_fault(..., code=, status=)` answers any code.
+- GetSnapshotBlockPublicAccessState from `snapshot_block_public_access[region]` (default "unblocked"); a public
+  ModifySnapshotAttribute is refused unless unblocked. EBS encryption by default (moto's own
+  Enable/GetEbsEncryptionByDefault) makes new, copied and imported snapshots encrypted, and an encrypted
+  snapshot cannot be shared.
+- DescribeImages leaves disabled AMIs out unless IncludeDisabled; DeregisterImage honours
+  DeleteAssociatedSnapshots.
+- S3: a wrong Content-MD5 is BadDigest; more than 10 object tags is refused when the upload starts; OBS/COS
+  (a non-AWS signing region, or a bucket in `md5_buckets`) require Content-MD5 on UploadPart.
+- IAM and S3 state is per partition, so a cn-north-1 run needs its role and bucket in aws-cn.
 """
 
 from __future__ import annotations
