@@ -1,4 +1,5 @@
-"""The uploaders' pure parts: part sizes, hole-aware block lists, resume ranges, the LINEAR checksum."""
+"""The uploaders' pure parts: part sizes, hole-aware block lists, resume ranges, the LINEAR checksum, object tags,
+partitions."""
 
 from __future__ import annotations
 
@@ -56,3 +57,31 @@ def test_data_blocks_skips_holes_without_reading_them(tmp_path):
     assert len(blocks) == len(set(blocks)) and blocks == sorted(blocks)
     assert len(blocks) < 64, "holes are skipped"
     assert max(blocks) < math.ceil(size / BLOCK_SIZE)
+
+
+def test_object_tags_put_eulerpubs_own_first_and_refuse_what_s3_cannot_hold():
+    from eulerpub.clouds.base import BuildIdentity
+    from eulerpub.clouds.objectstore import MAX_OBJECT_TAGS, object_tags
+
+    identity = BuildIdentity("b1", "hpc", "24.03-LTS-SP1", "x86_64")
+    tags = object_tags(identity.tags({"team": "hpc", "cost": "42"}))
+    assert list(tags)[:5] == ["eulerpub:build-id", "eulerpub:profile", "eulerpub:release", "eulerpub:arch",
+                              "managed-by"]
+    assert list(tags)[5:] == ["team", "cost"]
+    assert len(object_tags(identity.tags({f"k{i}": "v" for i in range(MAX_OBJECT_TAGS - 5)}))) == MAX_OBJECT_TAGS
+    with pytest.raises(UsageError, match="S3 keeps at most 10 tags on an object and eulerpub's own take 5, so the "
+                                         "6 user tags"):
+        object_tags(identity.tags({f"k{i}": "v" for i in range(6)}))
+
+
+@pytest.mark.parametrize(("region", "partition", "domain"), [("us-east-1", "aws", ".amazonaws.com"),
+                                                             ("cn-north-1", "aws-cn", ".amazonaws.com.cn"),
+                                                             ("us-gov-west-1", "aws-us-gov", ".amazonaws.com")])
+def test_arns_and_endpoints_follow_the_regions_partition(region, partition, domain):
+    from eulerpub.clouds import aws, aws_vmimport, boto
+
+    assert aws.partition(region) == partition
+    resources = aws_vmimport.role_policy("images", aws.partition(region))["Statement"][0]["Resource"]
+    assert resources == [f"arn:{partition}:s3:::images", f"arn:{partition}:s3:::images/*"]
+    endpoint = boto.make_client("ec2", region).meta.endpoint_url  # no AWS_ENDPOINT_URL here: botocore's own
+    assert endpoint == f"https://ec2.{region}{domain}"
