@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from eulerpub import ui
+from eulerpub import catalog, ui
 from eulerpub.cli.options import DryRun, Json, ProfilesDir, start
 from eulerpub.clouds import ADAPTERS, get_adapter
 from eulerpub.clouds.base import WaitParams
@@ -176,6 +176,8 @@ def command(
     if wait_minutes <= 0 or poll_seconds <= 0:
         raise UsageError("--wait-timeout and the poll interval must be positive")
     source, loaded = _resolve(cloud, profile, record, image, arch, release, fmt, build_dir, profiles_dir or [])
+    if image is not None:  # a --release (or one read from the file name) must be one the catalog knows
+        catalog.find_release(source.identity.release)
     defaults = loaded.cloud(cloud) if loaded else CloudDefaults()  # type: ignore[arg-type]
     options = PublishOptions(
         region=region, copy_to=copy_to or (), share=share or (), public=public, upload=upload,  # type: ignore[arg-type]

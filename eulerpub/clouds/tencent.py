@@ -5,6 +5,9 @@ SDK's default, or `EULERPUB_TENCENT_CVM_ENDPOINT` (a full URL; `http://` allowed
 `https://cos.{region}.myqcloud.com`, or `EULERPUB_TENCENT_COS_ENDPOINT`; the bucket is the full `name-APPID`.
 
 CVM takes no client tokens: each create call is made safe to repeat by the core's `find_image` just before it.
+ImportImage's answer may carry no ImageId (the API reference's example has only RequestId): the new image is then
+found by its name and this build's tag. Preflight asks DescribeImportImageOs for the OsType/OsVersion and sends
+ImportImage(DryRun=True), so a refused OS, architecture, region or name fails before the upload.
 Imported images carry eulerpub's tags (TagSpecification); SyncImages copies carry none, so every image also gets
 the build marker in its description, which SyncImages does copy, and `find_image` falls back to it.
 
@@ -18,6 +21,7 @@ import json
 import logging
 import re
 import threading
+import urllib.parse
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -45,7 +49,7 @@ from eulerpub.clouds.base import (
     Upload,
 )
 from eulerpub.clouds.wait import JobStatus, wait_for
-from eulerpub.errors import UsageError
+from eulerpub.errors import CloudError, UsageError
 from eulerpub.profiles import Arch
 
 log = logging.getLogger(__name__)
@@ -59,7 +63,7 @@ COS_DEFAULT = "https://cos.{region}.myqcloud.com"
 NAME_MAX = 60  # ImportImage's ImageName limit
 DESCRIPTION_MAX = 256
 PAGE = 100  # DescribeImages' largest Limit
-FALLBACK_OS = ("Other Linux", "-")
+FALLBACK_OS_TYPE = "Other Linux"  # what DescribeImportImageOs calls a Linux it has no entry for
 ACCOUNT_ID = re.compile(r"^\d{5,20}$")
 REQUEST_TIMEOUT = 60  # seconds; CVM answers every image call in well under a second
 COS_BUCKET = re.compile(r"^[a-z0-9-]+-\d+$")  # name-APPID
@@ -87,21 +91,30 @@ def cvm_boot_mode(arch: Arch, boot_mode: BootMode | None) -> Literal["Legacy BIO
     return "Legacy BIOS"
 
 
-def choose_import_os(release: str, arch: Arch, supported: Sequence[tuple[str, Sequence[str], Sequence[str]]]
-                     ) -> tuple[str, str]:
-    """(OsType, OsVersion) for ImportImage from DescribeImportImageOs's (OsName, OsVersions, Architecture)
-    entries: openEuler with this release's version if listed for the architecture, else ("Other Linux", "-")."""
+def choose_import_os(release: str, arch: Arch, linux: Sequence[str] | None,
+                     versions: Sequence[tuple[str, Sequence[str], Sequence[str]]]) -> tuple[str, str]:
+    """(OsType, OsVersion) for ImportImage from DescribeImportImageOs: `linux` is its
+    ImportImageOsListSupported.Linux (None when absent) and `versions` its ImportImageOsVersionSet as (OsName,
+    OsVersions, Architecture). openEuler with this release's version if listed for the architecture, else
+    "Other Linux" with the first version CVM lists for it; UsageError when neither is offered."""
     base = release.split("-", 1)[0]
     wanted_arch = cvm_architecture(arch)
-    for os_name, versions, arches in supported:
-        if os_name.lower() == "openeuler" and base in versions and (not arches or wanted_arch in arches):
-            return os_name, base
-    return FALLBACK_OS
+    usable = [(name, list(listed)) for name, listed, arches in versions
+              if (linux is None or name in linux) and (not arches or wanted_arch in arches)]
+    for name, listed in usable:
+        if name.lower() == "openeuler" and base in listed:
+            return name, base
+    for name, listed in usable:
+        if name == FALLBACK_OS_TYPE and listed:
+            return name, listed[0]
+    raise UsageError(f"Tencent Cloud lists neither openEuler {base} nor {FALLBACK_OS_TYPE} for {wanted_arch} "
+                     "imports in this region (DescribeImportImageOs); publish to another region")
 
 
 def image_url(bucket: str, region: str, key: str) -> str:
-    """The COS object URL ImportImage fetches (always the cloud's own, whatever endpoint the upload used)."""
-    return f"https://{bucket}.cos.{region}.myqcloud.com/{key}"
+    """The COS object URL ImportImage fetches (always the cloud's own, whatever endpoint the upload used), with
+    the key percent-encoded (RFC 3986; "/" separates its parts and stays)."""
+    return f"https://{bucket}.cos.{region}.myqcloud.com/{urllib.parse.quote(key, safe='/')}"
 
 
 def image_state(state: str | None) -> ImageState:
@@ -159,7 +172,20 @@ def _transient(exc: BaseException) -> bool | None:
 
 retry.register_classifier(_transient)
 
-ERRORS = sdkutil.ErrorMapper(CLOUD, (TencentCloudSDKException,), _inspect, f"{SECRET_ID} and {SECRET_KEY}")
+# ImportImage's refusals the user can act on (codes from tencentcloud/cvm/v20170312/errorcodes.py).
+SENTENCES = {
+    "InvalidImageOsType.Unsupported": "CVM does not import this OS type here; check DescribeImportImageOs "
+                                      "for the region's list or publish to another region",
+    "InvalidImageOsVersion.Unsupported": "CVM does not import this OS version here; check DescribeImportImageOs "
+                                         "for the versions it lists or publish to another region",
+    "RegionAbilityLimit.UnsupportedToImportImage": "this region does not import images; pass another --region "
+                                                   "and reach it with --copy-to",
+    "UnsupportedOperation.ArmArchitecture": "CVM does not import arm_64 images here; publish the x86_64 build "
+                                            "or pick a region that imports Arm images",
+}
+
+ERRORS = sdkutil.ErrorMapper(CLOUD, (TencentCloudSDKException,), _inspect, f"{SECRET_ID} and {SECRET_KEY}",
+                             SENTENCES)
 
 
 # -- the adapter --------------------------------------------------------------------------------------------------
@@ -208,6 +234,22 @@ class TencentAdapter:
             self._call(region, "DescribeImages", Limit=1, Filters=[{"Name": "image-type",
                                                                     "Values": ["PRIVATE_IMAGE"]}])
         self._staging_area().check_bucket(spec.source_region, spec.bucket or "")
+        self._dry_run_import(spec)
+
+    def _dry_run_import(self, spec: PublishSpec) -> None:
+        """ImportImage(DryRun=True) with the request the import will send: CVM checks the OS, architecture,
+        name and region without importing. Skipped when an image of this name exists already (a re-run of
+        this build, or another build's, which the core's name check reports)."""
+        region = spec.source_region
+        if any(i.name == spec.name for i in self._describe(region, [{"Name": "image-name", "Values": [spec.name]}])):
+            return
+        params = self._import_params(spec, image_url(spec.bucket or "", region, spec.object_key))
+        try:
+            self._call(region, "ImportImage", params["ImageUrl"], DryRun=True, **params)
+        except CloudError as exc:  # success answers the error DryRunOperation (API 3.0 common error codes)
+            failure = ERRORS.failure(exc.__cause__) if exc.__cause__ is not None else None
+            if failure is None or failure.code != "DryRunOperation":
+                raise
 
     def _check_offline(self, spec: PublishSpec) -> None:
         cvm_architecture(spec.identity.arch)
@@ -269,22 +311,42 @@ class TencentAdapter:
     def start_import(self, spec: PublishSpec, upload: Upload, token: str) -> str:
         """ImportImage from the COS object URL; returns the new image id (what `wait_import` polls). CVM takes
         no client token (`token` is unused): the core's find_image by tag just before makes a repeat safe."""
-        region, identity = spec.source_region, spec.identity
-        self._remove_failed(region, identity.build_id)
-        os_type, os_version = choose_import_os(identity.release, identity.arch, self._import_os(region))
-        url = image_url(upload.bucket or "", region, upload.id)
-        response = self._call(
-            region, "ImportImage", url, ImageName=spec.name, ImageUrl=url,
-            ImageDescription=sdkutil.describe(spec, DESCRIPTION_MAX), Architecture=cvm_architecture(identity.arch),
-            OsType=os_type, OsVersion=os_version, BootMode=cvm_boot_mode(identity.arch, spec.boot_mode),
-            TagSpecification=tag_specification(spec.all_tags))
-        log.info("%s/%s: importing %s as %s", CLOUD, region, url, response.ImageId)
-        return response.ImageId
+        region = spec.source_region
+        self._remove_failed(region, spec.identity.build_id)
+        params = self._import_params(spec, image_url(upload.bucket or "", region, upload.id))
+        response = self._call(region, "ImportImage", params["ImageUrl"], **params)
+        image_id = response.ImageId or self._imported_image(spec)
+        log.info("%s/%s: importing %s as %s", CLOUD, region, params["ImageUrl"], image_id)
+        return image_id
 
-    def _import_os(self, region: str) -> list[tuple[str, list[str], list[str]]]:
+    def _import_params(self, spec: PublishSpec, url: str) -> dict[str, Any]:
+        identity = spec.identity
+        os_type, os_version = self._import_os(spec.source_region, identity.release, identity.arch)
+        return {"ImageName": spec.name, "ImageUrl": url, "ImageDescription": sdkutil.describe(spec, DESCRIPTION_MAX),
+                "Architecture": cvm_architecture(identity.arch), "OsType": os_type, "OsVersion": os_version,
+                "BootMode": cvm_boot_mode(identity.arch, spec.boot_mode),
+                "TagSpecification": tag_specification(spec.all_tags)}
+
+    def _import_os(self, region: str, release: str, arch: Arch) -> tuple[str, str]:
         response = self._call(region, "DescribeImportImageOs")
-        return [(entry.OsName, list(entry.OsVersions or []), list(entry.Architecture or []))
-                for entry in response.ImportImageOsVersionSet or []]
+        listed = response.ImportImageOsListSupported
+        linux = list(listed.Linux or []) if listed is not None and listed.Linux is not None else None
+        versions = [(entry.OsName, list(entry.OsVersions or []), list(entry.Architecture or []))
+                    for entry in response.ImportImageOsVersionSet or []]
+        return choose_import_os(release, arch, linux, versions)
+
+    def _imported_image(self, spec: PublishSpec) -> str:
+        """The image ImportImage just made, when its answer left the ImageId out: this build's image of this
+        name (the failed ones of earlier attempts were deleted before the import)."""
+        region, build_id = spec.source_region, spec.identity.build_id
+        found = [i for i in self._describe(region, [{"Name": "image-name", "Values": [spec.name]},
+                                                    {"Name": f"tag:{TAG_BUILD_ID}", "Values": [build_id]}])
+                 if i.name == spec.name and i.state != "failed"]
+        if not found:
+            raise CloudError(CLOUD, region, "ImportImage", f"the answer carried no image id and no image named "
+                                                           f"{spec.name!r} of build {build_id} is listed yet; "
+                                                           "re-run to pick it up")
+        return max(found, key=lambda i: i.created).image_id
 
     def _image_status(self, region: str, image_id: str) -> JobStatus[ImageRef]:
         page = self._call(region, "DescribeImages", image_id, ImageIds=[image_id])

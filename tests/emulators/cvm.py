@@ -4,7 +4,14 @@ One port serves every region: the region comes from the X-TC-Region header. Poin
 `HttpProfile(endpoint=emu.endpoint, protocol="http")` (endpoint is host:port, no scheme).
 Only POST with a JSON body is served (the SDK default). Every answer is HTTP 200 with
 `{"Response": {..., "RequestId"}}`; errors carry `Response.Error.{Code,Message}`, which the SDK raises as
-TencentCloudSDKException. A valid request with DryRun=true answers the error `DryRunOperation`, as CVM does.
+TencentCloudSDKException. A valid request with DryRun=true answers the error `DryRunOperation`, as CVM does
+(Tencent Cloud API 3.0 common error codes: "DryRunOperation: the request would have succeeded, but the DryRun
+parameter was used").
+
+ImportImage validates the same things on a DryRun and on a real call (the SDK model: DryRun "only checks the
+parameters, does not run the task"); only fetching the COS object belongs to the real call. By default its answer
+carries no ImageId, as in the API reference's example (the SDK model makes the field optional): pass
+`return_image_id=True` for the answer with one. Every rule and its source: tests/emulators/README.md.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import re
 import secrets
 import string
 import threading
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +49,12 @@ BOOT_MODES = ("Legacy BIOS", "UEFI")
 IMAGE_ID = re.compile(r"^img-[a-z0-9]{8}$")
 BUSY_STATES = ("CREATING", "IMPORTING", "SYNCING")
 FILTERS = ("image-id", "image-type", "image-name", "platform", "tag-key", "tag-value")  # and tag:<key>
+# RFC 3986 section 2: a URL holds only unreserved and reserved characters, anything else percent-encoded. COS
+# object URLs follow it: an object key with spaces or non-ASCII characters is sent percent-encoded (COS
+# "Object Key" naming rules). CVM answers InvalidParameter.InvalidParameterUrlError ("错误的url地址") for a bad
+# URL (tencentcloud/cvm/v20170312/errorcodes.py).
+URL_CHARACTERS = re.compile(r"^(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+$")
+COS_OBJECT_URL = re.compile(r"^https://[a-z0-9-]+-\d+\.cos\.[a-z0-9-]+\.myqcloud\.com/.+$")
 
 
 @dataclass(frozen=True)
@@ -50,11 +64,12 @@ class ImportOs:
     architectures: tuple[str, ...] = ("x86_64", "arm_64")
 
 
+# DescribeImportImageOs's API reference example lists "Other Linux" with version "8" (not "-").
 DEFAULT_IMPORT_OS = (
     ImportOs("CentOS", ("7", "8")),
     ImportOs("OpenEuler", ("20.03", "22.03", "24.03")),
     ImportOs("Ubuntu", ("20.04", "22.04", "24.04")),
-    ImportOs("Other Linux", ("-",), ("x86_64", "i386", "arm_64")),
+    ImportOs("Other Linux", ("8",), ("x86_64", "i386", "arm_64")),
 )
 
 
@@ -85,7 +100,7 @@ class Image:
     created_at: str = field(default_factory=utc_iso)
 
     def wire(self) -> dict:
-        os_name = self.os_type if self.os_version == "-" else f"{self.os_type} {self.os_version}"
+        os_name = f"{self.os_type} {self.os_version}"
         return {
             "ImageId": self.id, "OsName": os_name, "ImageType": "PRIVATE_IMAGE", "CreatedTime": self.created_at,
             "ImageName": self.name, "ImageDescription": self.description, "ImageSize": 20,
@@ -118,18 +133,26 @@ class CvmEmulator:
 
     `object_exists(url)` decides whether the COS object behind an ImageUrl exists; by default it checks
     `emu.objects`, a set of URLs tests fill in.
+    `return_image_id`: whether ImportImage's answer carries the new ImageId (the API reference's example has
+    only RequestId, so by default it does not).
+    `import_unsupported_regions`: regions that answer ImportImage RegionAbilityLimit.UnsupportedToImportImage.
+    `arm_import`: False makes ImportImage of arm_64 answer UnsupportedOperation.ArmArchitecture.
     """
 
     def __init__(self, regions: tuple[str, ...] = ("ap-guangzhou", "ap-shanghai", "ap-beijing"),
                  secret_id: str = "AKIDEMULATOR000000000000000000000001", secret_key: str = "emulator-secret-key",
                  account_id: str = "100000000001", object_exists: Callable[[str], bool] | None = None,
                  import_os: tuple[ImportOs, ...] = DEFAULT_IMPORT_OS, timing: Timing | None = None,
-                 max_clock_skew: float = 300):
+                 max_clock_skew: float = 300, return_image_id: bool = False,
+                 import_unsupported_regions: tuple[str, ...] = (), arm_import: bool = True):
         self.regions = list(regions)
         self.secret_id, self.secret_key, self.account_id = secret_id, secret_key, account_id
         self.objects: set[str] = set()
         self.object_exists = object_exists or (lambda url: url in self.objects)
         self.import_os = list(import_os)
+        self.return_image_id = return_image_id
+        self.import_unsupported_regions = set(import_unsupported_regions)
+        self.arm_import = arm_import
         self.timing = timing or Timing(polls=2)
         self.max_clock_skew = max_clock_skew
         self.faults = Faults()
@@ -253,13 +276,21 @@ class CvmEmulator:
         return image
 
     def _import_os(self, os_type: str) -> ImportOs:
+        """OsType must be one DescribeImportImageOs lists (ImportImageRequest.OsType in the SDK model; the error
+        code from tencentcloud/cvm/v20170312/errorcodes.py)."""
         for entry in self.import_os:
             if entry.os_name == os_type:
                 return entry
-        raise CvmError("InvalidParameterValue", f"OsType `{os_type}` is not supported; see DescribeImportImageOs.")
+        raise CvmError("InvalidImageOsType.Unsupported",
+                       f"OsType `{os_type}` is not supported; see DescribeImportImageOs.")
 
     # ---- actions -----------------------------------------------------------------------------------------
     def _import_image(self, region: str, params: dict) -> dict:
+        """Every check runs on a DryRun too (SDK model: DryRun "only checks the parameters"); only the COS object's
+        existence is looked at by the real call alone, which is when CVM fetches it."""
+        if region in self.import_unsupported_regions:  # errorcodes.py: 该地域不支持导入镜像
+            raise CvmError("RegionAbilityLimit.UnsupportedToImportImage",
+                           f"Importing images is not supported in {region}.")
         _required(params, "Architecture", "OsType", "OsVersion", "ImageUrl", "ImageName")
         architecture = params["Architecture"]
         if architecture not in ARCHITECTURES:
@@ -269,10 +300,13 @@ class CvmEmulator:
         _too_long("ImageName", name, 60)
         _too_long("ImageDescription", description, 256)
         os = self._import_os(params["OsType"])
-        if params["OsVersion"] not in os.versions:
-            raise CvmError("InvalidParameterValue", f"OsVersion `{params['OsVersion']}` is not supported for "
-                                                    f"{os.os_name}; use one of {list(os.versions)}.")
-        if architecture not in os.architectures:
+        if params["OsVersion"] not in os.versions:  # OsVersion from ImportImageOsVersionSet (SDK model)
+            raise CvmError("InvalidImageOsVersion.Unsupported",
+                           f"OsVersion `{params['OsVersion']}` is not supported for {os.os_name}; use one of "
+                           f"{list(os.versions)}.")
+        if architecture == "arm_64" and not self.arm_import:  # errorcodes.py: 该操作暂不支持Arm机器
+            raise CvmError("UnsupportedOperation.ArmArchitecture", "This operation does not support Arm yet.")
+        if architecture not in os.architectures:  # OsVersion.Architecture (SDK model)
             raise CvmError("InvalidParameterValue", f"Architecture `{architecture}` is not supported for {os.os_name}.")
         boot_mode = params.get("BootMode") or "Legacy BIOS"
         if boot_mode not in BOOT_MODES:
@@ -281,18 +315,20 @@ class CvmEmulator:
         if license_type not in ("TencentCloud", "BYOL"):
             raise CvmError("InvalidParameterValue", f"LicenseType `{license_type}` is invalid.")
         tags = _tags(params.get("TagSpecification") or [])
+        _check_image_url(params["ImageUrl"])
         if any(i.name == name and i.region == region for i in self.images.values()):
             raise CvmError("InvalidImageName.Duplicate", f"An image named `{name}` already exists.")
+        _dry_run(params)
         if not self.object_exists(params["ImageUrl"]):
             raise CvmError("InvalidParameterValue", f"ImageUrl `{params['ImageUrl']}` does not reference an "
                                                     "existing COS object.")
-        _dry_run(params)
         fault = self.faults.take((FAIL, STUCK), "ImportImage", region)
         image = Image(self._new_image_id(), region, self.account_id, name, architecture, params["OsType"],
                       params["OsVersion"], boot_mode, params["ImageUrl"], Progress(self.timing, fault),
                       description=description, license_type=license_type, tags=tags)
         self.images[image.id] = image
-        return {"ImageId": image.id}
+        # ImportImageResponse.ImageId is optional; the API reference's example answers RequestId only.
+        return {"ImageId": image.id} if self.return_image_id else {}
 
     def _describe_images(self, region: str, params: dict) -> dict:
         image_ids, filters = params.get("ImageIds") or [], params.get("Filters") or []
@@ -391,6 +427,18 @@ class CvmEmulator:
         return {"ImportImageOsListSupported": {"Linux": [os.os_name for os in self.import_os], "Windows": []},
                 "ImportImageOsVersionSet": [{"OsName": os.os_name, "OsVersions": list(os.versions),
                                              "Architecture": list(os.architectures)} for os in self.import_os]}
+
+
+def _check_image_url(url: str) -> None:
+    if not URL_CHARACTERS.match(url) or not COS_OBJECT_URL.match(url):
+        raise CvmError("InvalidParameter.InvalidParameterUrlError",
+                       f"ImageUrl `{url}` is not a percent-encoded COS object URL "
+                       "(https://BUCKET-APPID.cos.REGION.myqcloud.com/KEY).")
+
+
+def object_key(url: str) -> str:
+    """The COS object key an ImageUrl names (percent-decoding undone), for tests' `object_exists`."""
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).path.lstrip("/"))
 
 
 def _tags(specifications: list[dict]) -> dict[str, str]:

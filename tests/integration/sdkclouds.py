@@ -103,7 +103,14 @@ class Harness:
         return sum(region in self.destinations(call) for call in self.emulator.calls(self.copy_action))
 
     def creates(self) -> int:
-        return sum(len(self.emulator.calls(action)) for action in self.create_actions)
+        return sum(len(self._real_calls(action)) for action in self.create_actions)
+
+    def imports(self) -> int:
+        """Import calls made for real (a DryRun, as Tencent's preflight sends, creates nothing)."""
+        return len(self._real_calls(self.import_action))
+
+    def _real_calls(self, action: str) -> list[Any]:
+        return [call for call in self.emulator.calls(action) if not (call.body or {}).get("DryRun")]
 
     def objects(self) -> list[str]:
         return object_keys(self.moto, self.source, self.bucket)

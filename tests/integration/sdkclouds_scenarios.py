@@ -71,7 +71,7 @@ def test_failed_import_keeps_the_object_and_a_rerun_imports_it_without_uploading
 
     assert retried.exit_code == 0, retried.stderr
     assert _uploads(harness) == uploads  # imported from the kept object
-    assert len(harness.emulator.calls(harness.import_action)) == 2
+    assert harness.imports() == 2
     assert harness.objects() == []
     _one_image_per_region(harness)  # the failed image of the first attempt is gone
 
@@ -96,7 +96,7 @@ def test_failed_and_stuck_copies_fail_alone_and_a_rerun_finishes_only_them(harne
     assert "2 of 3 regions failed" in first.stderr
     throttled = [c for c in emulator.requests if c.error in ("APIGW.0308", "RequestLimitExceeded")]
     assert len(throttled) == 5  # all retried: the source region went through
-    imports, slow_copies = len(emulator.calls(harness.import_action)), harness.copies_to(slow)
+    imports, slow_copies = harness.imports(), harness.copies_to(slow)
     harness.unstick()  # the slow region's copy finishes after all
 
     second = cli(*harness.args(images["qcow2"]))
@@ -104,7 +104,7 @@ def test_failed_and_stuck_copies_fail_alone_and_a_rerun_finishes_only_them(harne
     assert second.exit_code == 0, second.stderr
     result = rows(second.stdout)
     assert result[harness.source]["created"] is False
-    assert len(emulator.calls(harness.import_action)) == imports
+    assert harness.imports() == imports
     assert harness.copies_to(slow) == slow_copies  # waited on the same copy
     assert harness.copies_to(failing) == 2  # copied again
     _one_image_per_region(harness)
@@ -151,7 +151,7 @@ def test_kill_during_the_import_wait_resumes_waiting_on_the_same_import(harness:
     resumed = cli(*harness.args(images["qcow2"]))
 
     assert resumed.exit_code == 0, resumed.stderr
-    assert len(harness.emulator.calls(harness.import_action)) == 1
+    assert harness.imports() == 1
     assert harness.objects() == []
     _one_image_per_region(harness)
 

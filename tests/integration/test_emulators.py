@@ -234,9 +234,17 @@ def _wait_state(client: CvmClient, image_id: str, polls: int = 10) -> list[str]:
     return seen
 
 
+def _import(emu: CvmEmulator, client: CvmClient, **overrides) -> str:
+    """ImportImage; its answer has no ImageId by default (the API reference's example), so find it by name."""
+    params = _import_params(**overrides)
+    assert client.ImportImage(_cvm_request(cvm_models.ImportImageRequest, **params)).ImageId is None
+    (image_id,) = [i.id for i in emu.images.values() if i.name == params["ImageName"]]
+    return image_id
+
+
 def _import_normal_image(emu: CvmEmulator, client: CvmClient) -> str:
     emu.objects.add(COS_URL)
-    image_id = client.ImportImage(_cvm_request(cvm_models.ImportImageRequest, **_import_params())).ImageId
+    image_id = _import(emu, client)
     assert _wait_state(client, image_id)[-1] == "NORMAL"
     return image_id
 
@@ -258,8 +266,7 @@ def test_cvm_accepts_signed_requests_and_rejects_bad_credentials(cvm_emulator):
 def test_cvm_import_goes_importing_to_normal_with_tags(cvm_emulator):
     client = cvm_client(cvm_emulator, GUANGZHOU)
     cvm_emulator.objects.add(COS_URL)
-    image_id = client.ImportImage(
-        _cvm_request(cvm_models.ImportImageRequest, **_import_params(Architecture="arm_64"))).ImageId
+    image_id = _import(cvm_emulator, client, Architecture="arm_64")
 
     assert _wait_state(client, image_id) == ["IMPORTING", "NORMAL"]
     found = _describe(client, Filters=[{"Name": "tag:eulerpub-build", "Values": ["b42"]},
@@ -282,7 +289,7 @@ def test_cvm_finish_all_completes_imports_that_would_never_settle_by_polling():
     with CvmEmulator(timing=Timing(polls=None)) as emulator:
         client = cvm_client(emulator, GUANGZHOU)
         emulator.objects.add(COS_URL)
-        image_id = client.ImportImage(_cvm_request(cvm_models.ImportImageRequest, **_import_params())).ImageId
+        image_id = _import(emulator, client)
         assert _wait_state(client, image_id, polls=4) == ["IMPORTING"] * 4
         emulator.finish_all()
         assert _wait_state(client, image_id) == ["NORMAL"]
@@ -292,14 +299,21 @@ def test_cvm_import_fails_with_injected_fault(cvm_emulator):
     cvm_emulator.faults.add(kind="fail", action="ImportImage", reason="unsupported partition table")
     client = cvm_client(cvm_emulator, GUANGZHOU)
     cvm_emulator.objects.add(COS_URL)
-    image_id = client.ImportImage(_cvm_request(cvm_models.ImportImageRequest, **_import_params())).ImageId
+    image_id = _import(cvm_emulator, client)
     assert _wait_state(client, image_id)[-1] == "IMPORTFAILED"
 
 
 @pytest.mark.parametrize(("overrides", "code"), [
     ({"Architecture": "aarch64"}, "InvalidParameterValue"),
     ({"ImageName": "x" * 61}, "InvalidParameterValue.TooLong"),
-    ({"OsVersion": "99.99"}, "InvalidParameterValue"),
+    ({"OsVersion": "99.99"}, "InvalidImageOsVersion.Unsupported"),
+    ({"OsType": "Plan 9"}, "InvalidImageOsType.Unsupported"),
+    ({"OsType": "Other Linux", "OsVersion": "-"}, "InvalidImageOsVersion.Unsupported"),  # the listing says "8"
+    ({"ImageUrl": COS_URL.replace("openEuler", "open Euler")}, "InvalidParameter.InvalidParameterUrlError"),
+    ({"ImageUrl": COS_URL.replace("openEuler", "openEulé")}, "InvalidParameter.InvalidParameterUrlError"),
+    ({"ImageUrl": "https://example.com/disk.qcow2"}, "InvalidParameter.InvalidParameterUrlError"),
+    ({"DryRun": True, "OsVersion": "99.99"}, "InvalidImageOsVersion.Unsupported"),  # a DryRun checks the same
+    ({"DryRun": True, "ImageUrl": COS_URL + ".not-yet-uploaded"}, "DryRunOperation"),  # but fetches nothing
     ({"BootMode": "BIOS"}, "InvalidParameterValue"),
     ({"ImageUrl": COS_URL + ".missing"}, "InvalidParameterValue"),
     ({"TagSpecification": [{"ResourceType": "instance", "Tags": []}]}, "InvalidParameterValue"),
@@ -312,6 +326,22 @@ def test_cvm_import_validation(cvm_emulator, overrides, code):
             _cvm_request(cvm_models.ImportImageRequest, **_import_params(**overrides)))
     assert caught.value.get_code() == code
     assert cvm_emulator.images == {}
+
+
+def test_cvm_import_answers_the_image_id_only_when_asked_and_refuses_what_the_region_cannot_import():
+    with CvmEmulator(return_image_id=True, import_unsupported_regions=(SHANGHAI_TC,), arm_import=False) as emulator:
+        emulator.objects.add(COS_URL)
+        imported = cvm_client(emulator, GUANGZHOU).ImportImage(
+            _cvm_request(cvm_models.ImportImageRequest, **_import_params()))
+        assert imported.ImageId in emulator.images
+        for region, overrides, code in ((SHANGHAI_TC, {}, "RegionAbilityLimit.UnsupportedToImportImage"),
+                                        (GUANGZHOU, {"ImageName": "arm", "Architecture": "arm_64"},
+                                         "UnsupportedOperation.ArmArchitecture")):
+            with pytest.raises(TencentCloudSDKException) as caught:
+                cvm_client(emulator, region).ImportImage(
+                    _cvm_request(cvm_models.ImportImageRequest, **_import_params(DryRun=True, **overrides)))
+            assert caught.value.get_code() == code
+        assert len(emulator.images) == 1
 
 
 def test_cvm_describe_images_argument_rules(cvm_emulator):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,17 +18,16 @@ SHARE_ACCOUNT = "100000000002"
 _COS_URL = re.compile(r"^https://(?P<bucket>[^.]+)\.cos\.(?P<region>[^.]+)\.myqcloud\.com/(?P<key>.+)$")
 
 
-
-
 @pytest.fixture(scope="session")
 def images(tmp_path_factory) -> dict[str, Path]:
     return make_images(tmp_path_factory.mktemp("tencent-images"))
 
 
 def cos_object_exists(moto, url: str) -> bool:
-    """What CVM finds behind an ImageUrl: only a real COS object URL, and only if moto holds the object."""
+    """What CVM finds behind an ImageUrl: only a real COS object URL (its key percent-encoded), and only if moto
+    holds the object."""
     match = _COS_URL.match(url)
-    return bool(match) and object_exists(moto, match["region"], match["bucket"], match["key"])
+    return bool(match) and object_exists(moto, match["region"], match["bucket"], urllib.parse.unquote(match["key"]))
 
 
 @pytest.fixture

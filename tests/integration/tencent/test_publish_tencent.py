@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from eulerpub.clouds import get_adapter
-from tests.integration.sdkclouds import RELEASE, report, rows
+from tests.emulators.cvm import ImportOs
+from tests.integration.sdkclouds import RELEASE, journal, report, rows
 from tests.integration.sdkclouds_scenarios import (  # noqa: F401  (the shared scenarios run for Tencent here)
     test_failed_and_stuck_copies_fail_alone_and_a_rerun_finishes_only_them,
     test_failed_import_keeps_the_object_and_a_rerun_imports_it_without_uploading,
@@ -28,7 +32,9 @@ def test_publish_imports_syncs_and_shares_with_the_right_fields(harness, cli, im
     assert result.exit_code == 0, result.stderr
     regions = rows(result.stdout)
     assert list(regions) == list(harness.regions)
-    (imported,) = harness.emulator.calls("ImportImage")
+    dry_run, imported = harness.emulator.calls("ImportImage")
+    assert (dry_run.body.pop("DryRun"), dry_run.error) == (True, "DryRunOperation")
+    assert dry_run.body == imported.body  # preflight asked CVM about exactly the request the import sent
     url = imported.body["ImageUrl"]
     assert url.startswith(f"https://{harness.bucket}.cos.{harness.source}.myqcloud.com/eulerpub/")
     (source,) = harness.images(harness.source)
@@ -50,21 +56,101 @@ def test_publish_imports_syncs_and_shares_with_the_right_fields(harness, cli, im
     assert harness.objects() == []
 
 
-def test_an_os_cvm_does_not_list_for_the_arch_is_imported_as_other_linux(harness, cli, images):
-    harness.emulator.import_os = [os for os in harness.emulator.import_os if os.os_name != "OpenEuler"]
+def _real_imports(harness) -> list:
+    return [call for call in harness.emulator.calls("ImportImage") if not call.body.get("DryRun")]
+
+
+@pytest.mark.parametrize("return_image_id", [False, True])
+def test_an_import_answer_without_an_image_id_is_found_by_name_and_build_tag(harness, cli, images,
+                                                                             return_image_id):
+    """ImportImage's ImageId is optional (the API reference's example answers RequestId only)."""
+    harness.emulator.return_image_id = return_image_id
 
     result = cli(*harness.args(images["qcow2"]))
 
     assert result.exit_code == 0, result.stderr
-    (imported,) = harness.emulator.calls("ImportImage")
-    assert (imported.body["OsType"], imported.body["OsVersion"]) == ("Other Linux", "-")
+    (source,) = harness.images(harness.source)
+    assert rows(result.stdout)[harness.source]["image_id"] == source.id and source.state == "NORMAL"
+    record = journal(Path.cwd(), "tencent", harness.source)
+    assert record is not None and record["steps"]["import"]["id"] == source.id  # never None in the journal
+    assert len(_real_imports(harness)) == 1
+
+
+@pytest.mark.parametrize(("listed", "expected"), [
+    ((ImportOs("Other Linux", ("8",), ("x86_64", "arm_64")),), ("Other Linux", "8")),  # the API reference's
+    ((ImportOs("Other Linux", ("9", "8"), ("x86_64",)), ImportOs("OpenEuler", ("22.03",))), ("Other Linux", "9")),
+])
+def test_an_os_cvm_does_not_list_is_imported_as_other_linux_with_a_version_cvm_lists(harness, cli, images,
+                                                                                      listed, expected):
+    harness.emulator.import_os = list(listed)
+
+    result = cli(*harness.args(images["qcow2"]))
+
+    assert result.exit_code == 0, result.stderr
+    (imported,) = _real_imports(harness)
+    assert (imported.body["OsType"], imported.body["OsVersion"]) == expected
+
+
+def test_no_os_cvm_imports_for_the_arch_is_one_sentence_before_the_upload(harness, cli, images):
+    harness.emulator.import_os = [ImportOs("Other Linux", ("8",), ("x86_64",))]
+
+    result = cli(*harness.args(images["qcow2"], arch="aarch64"))
+
+    assert result.exit_code == 2
+    assert "lists neither openEuler 24.03 nor Other Linux for arm_64 imports" in result.stderr
+    assert harness.moto.calls("CreateMultipartUpload") == [] and harness.emulator.calls("ImportImage") == []
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["publish", "dry-run"])
+@pytest.mark.parametrize(("refusal", "arch", "code", "sentence"), [
+    ("arm", "aarch64", "UnsupportedOperation.ArmArchitecture", "CVM does not import arm_64 images here"),
+    ("region", "x86_64", "RegionAbilityLimit.UnsupportedToImportImage", "this region does not import images"),
+])
+def test_an_import_cvm_refuses_fails_in_preflight_before_the_upload_in_one_sentence(harness, cli, images, refusal,
+                                                                                   arch, code, sentence, dry_run):
+    if refusal == "arm":
+        harness.emulator.arm_import = False
+    else:
+        harness.emulator.import_unsupported_regions = {harness.source}
+
+    result = cli(*harness.args(images["qcow2"], *(["--dry-run"] if dry_run else []), arch=arch))
+
+    assert result.exit_code == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and sentence in errors[0] and f"({code})" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    (dry_run,) = harness.emulator.calls("ImportImage")
+    assert dry_run.body["DryRun"] is True and dry_run.error == code
+    assert harness.moto.calls("CreateMultipartUpload") == [] and harness.objects() == []
+
+
+def test_dry_run_sends_the_import_as_a_dry_run_and_creates_nothing(harness, cli, images):
+    result = cli(*harness.args(images["qcow2"], "--dry-run"))
+
+    assert result.exit_code == 0, result.stderr
+    (dry_run,) = harness.emulator.calls("ImportImage")
+    assert dry_run.body["DryRun"] is True and dry_run.error == "DryRunOperation"
+    assert (dry_run.body["OsType"], dry_run.body["OsVersion"]) == ("OpenEuler", "24.03")
+    assert harness.emulator.images == {} and harness.moto.calls("CreateMultipartUpload") == []
+
+
+def test_the_image_url_percent_encodes_an_object_key_with_spaces_and_non_ascii(harness, cli, images, tmp_path):
+    odd = tmp_path / "openEuler 24.03 é.qcow2"
+    shutil.copyfile(images["qcow2"], odd)
+
+    result = cli(*harness.args(odd))
+
+    assert result.exit_code == 0, result.stderr
+    (imported,) = _real_imports(harness)
+    assert imported.body["ImageUrl"].endswith("/openEuler%2024.03%20%C3%A9.qcow2")
+    assert harness.images(harness.source)[0].image_url == imported.body["ImageUrl"]
 
 
 def test_a_name_longer_than_cvm_allows_is_refused_before_anything_is_created(harness, cli, images):
     result = cli(*harness.args(images["qcow2"], "--name", "openEuler-" + "x" * 60))
 
     assert result.exit_code == 2
-    assert "Tencent Cloud allows 60" in result.stderr
+    assert "Tencent Cloud allows 1-60" in result.stderr
     assert harness.creates() == 0 and harness.moto.calls("CreateMultipartUpload") == []
 
 
