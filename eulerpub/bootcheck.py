@@ -7,6 +7,13 @@ Checks (each reported pass/fail):
 - ``mpi``: an MPI hello world compiled in the guest runs on 2 ranks, with Open MPI and with MPICH;
 - ``desktop``: the display manager, the graphical target and xrdp or a VNC server are enabled.
 
+Firmware modes: the image is booted once per mode its layout is built for (the record's `boot` section, or
+for an image file its partition table): x86_64 under SeaBIOS (`bios`) and under OVMF (`uefi`, Debian's
+`ovmf`), aarch64 under UEFI on QEMU's `virt` board. The first mode runs every check; the others run the
+basic ones (booted, cloud-init, growroot), since what firmware changes is whether and how the disk boots.
+A mode whose firmware is not installed is reported "not tried", never as passed. The result, pass or fail,
+is kept beside a build record (`boottest.json`): publish registers only the modes that passed.
+
 KVM is used only when it can run ordinary guests (see hostenv.kvm_status); otherwise TCG, which takes
 1.5-2.5 minutes to boot on 2 cores, hence the 300 s budget.
 """
@@ -26,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from eulerpub import hostenv, imagefile, proc
+from eulerpub import bootmodes, hostenv, imagefile, proc
 from eulerpub.errors import EulerpubError, UsageError
 from eulerpub.manifest import Artifact, BuildRecord, write_json_atomic
 
@@ -44,7 +51,7 @@ SSH_TRANSPORT_FAILURE = 255
 SSH_RETRIES = 6
 SSH_RETRY_PAUSE_S = 5
 BOOT_FORMATS = ("qcow2", "raw")  # what a build record's image is booted from, in order of preference
-RESULT_NAME = "boottest.json"  # beside a build record: this build passed its boot test (the release gate reads it)
+RESULT_NAME = "boottest.json"  # beside a build record: its boot test per mode (the release gate and publish read it)
 BASE_CHECKS = ("booted", "cloud-init", "growroot")
 KNOWN_CHECKS = (*BASE_CHECKS, "mpi", "desktop")
 
@@ -68,6 +75,18 @@ class CheckResult:
     name: str
     passed: bool
     detail: str
+    firmware: str = ""  # the mode of the boot this check ran in
+
+
+@dataclass
+class ModeBoot:
+    """One boot of the image in one firmware mode."""
+
+    firmware: str
+    passed: bool
+    boot_seconds: float | None = None
+    total_seconds: float = 0.0
+    console_log: str | None = None
 
 
 @dataclass
@@ -75,18 +94,28 @@ class BootReport:
     image: str
     accel: str
     accel_reason: str
-    checks: list[CheckResult] = field(default_factory=list)
-    boot_seconds: float | None = None
+    checks: list[CheckResult] = field(default_factory=list)  # every boot's, each tagged with its firmware
+    boot_seconds: float | None = None  # the first boot's
     total_seconds: float = 0.0
-    console_log: str | None = None
+    console_log: str | None = None  # the first failed boot's (or, with a work directory, the first boot's)
+    boots: list[ModeBoot] = field(default_factory=list)
+    not_tried: dict[str, str] = field(default_factory=dict)  # mode -> why it was not booted
 
     @property
     def passed(self) -> bool:
-        return bool(self.checks) and all(c.passed for c in self.checks)
+        return bool(self.boots) and all(b.passed for b in self.boots)
+
+    @property
+    def modes(self) -> dict[str, str]:
+        """Each firmware mode: passed, failed or not tried."""
+        result = {b.firmware: "passed" if b.passed else "failed" for b in self.boots}
+        result.update({m: "not tried" for m in self.not_tried})
+        return result
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
         data["passed"] = self.passed
+        data["modes"] = self.modes
         return data
 
 
@@ -109,24 +138,29 @@ class Machine:
     firmware_pkg: str = ""
 
 
-MACHINES = {
-    "x86_64": Machine("qemu-system-x86_64"),
-    # openEuler's aarch64 images boot UEFI only; Debian and Ubuntu ship the EDK2 build in qemu-efi-aarch64.
-    "aarch64": Machine("qemu-system-aarch64", ("-machine", "virt"),
-                       Path("/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"), "qemu-efi-aarch64"),
+# (arch, firmware mode) -> machine. x86_64 without firmware is QEMU's SeaBIOS; Debian's `ovmf` is EDK2 for x86_64.
+# openEuler's aarch64 images boot UEFI only; Debian and Ubuntu ship the EDK2 build in qemu-efi-aarch64.
+MACHINES: dict[tuple[str, str], Machine] = {
+    ("x86_64", "bios"): Machine("qemu-system-x86_64"),
+    ("x86_64", "uefi"): Machine("qemu-system-x86_64", (), Path("/usr/share/ovmf/OVMF.fd"), "ovmf"),
+    ("aarch64", "uefi"): Machine("qemu-system-aarch64", ("-machine", "virt"),
+                                 Path("/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"), "qemu-efi-aarch64"),
 }
+DEFAULT_FIRMWARE = {"x86_64": "bios", "aarch64": "uefi"}
 
 
-def machine_for(arch: str) -> Machine:
+def machine_for(arch: str, firmware: str | None = None) -> Machine:
+    if arch not in DEFAULT_FIRMWARE:
+        raise UsageError(f"boot tests run x86_64 and aarch64 images, not {arch}")
     try:
-        return MACHINES[arch]
+        return MACHINES[(arch, firmware or DEFAULT_FIRMWARE[arch])]
     except KeyError:
-        raise UsageError(f"boot tests run x86_64 and aarch64 images, not {arch}") from None
+        raise UsageError(f"{arch} images cannot be boot-tested under {firmware}") from None
 
 
 def qemu_argv(*, overlay: Path, seed: Path, port: int, console: Path, accel: str, arch: str = "x86_64",
-              memory_mb: int = GUEST_MEMORY_MB, cpus: int = GUEST_CPUS) -> list[str]:
-    machine = machine_for(arch)
+              firmware: str | None = None, memory_mb: int = GUEST_MEMORY_MB, cpus: int = GUEST_CPUS) -> list[str]:
+    machine = machine_for(arch, firmware)
     cpu = ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg", "-cpu", "max"]
     firmware = ["-bios", str(machine.firmware)] if machine.firmware else []
     return [
@@ -183,61 +217,104 @@ class Guest:
 
 
 def boot_test(image: Path, *, checks: Sequence[str] = (), arch: str = "x86_64", user: str = "openeuler",
-              budget_s: float = BOOT_BUDGET_S, workdir: Path | None = None,
+              budget_s: float = BOOT_BUDGET_S, workdir: Path | None = None, modes: Sequence[str] | None = None,
               on_step: Callable[[str], None] | None = None) -> BootReport:
-    """Boot `image` (any qemu-img format, of `arch`) and run the checks; the report says what passed."""
+    """Boot `image` (any qemu-img format, of `arch`) once per firmware mode and run the checks.
+
+    `modes`: the modes the image is built for (a record's `boot.modes`); None reads its partition table.
+    """
     if not image.is_file():
         raise UsageError(f"no image at {image}")
     inspected = imagefile.inspect_file(image)  # no backing file, no data file: the guest sees only `image`
-    machine = machine_for(arch)
-    for tool in (machine.qemu, "qemu-img", "cloud-localds", "ssh", "ssh-keygen"):
+    machine_for(arch)
+    for tool in ("qemu-img", "cloud-localds", "ssh", "ssh-keygen"):
         if shutil.which(tool) is None:
             raise EulerpubError(f"{tool} is not installed; run `eulerpub doctor` to see what the host is missing")
-    if machine.firmware and not machine.firmware.is_file():
-        raise EulerpubError(f"no UEFI firmware at {machine.firmware}; install the {machine.firmware_pkg} package")
     wanted = select_checks(checks)
+    if modes is None:
+        modes = sorted(bootmodes.partition_table_of(image, inspected.qemu_format).modes)
     _present, kvm_ok, reason = hostenv.kvm_status()
     accel = "kvm" if kvm_ok else "tcg"
     report = BootReport(image=str(image), accel=accel, accel_reason=reason)
+    to_boot: list[tuple[str, Machine]] = []
+    for mode in [m for m in bootmodes.MODES if m in modes]:
+        machine = MACHINES.get((arch, mode))
+        if machine is None:
+            report.not_tried[mode] = f"QEMU cannot boot {arch} under {mode} here"
+        elif shutil.which(machine.qemu) is None:
+            report.not_tried[mode] = f"{machine.qemu} is not installed"
+        elif machine.firmware and not machine.firmware.is_file():
+            report.not_tried[mode] = f"no firmware at {machine.firmware} (install {machine.firmware_pkg})"
+        else:
+            to_boot.append((mode, machine))
+    if not to_boot:
+        why = "; ".join(f"{m}: {r}" for m, r in report.not_tried.items()) or "its partition table allows none"
+        raise EulerpubError(f"{image.name} cannot be booted in any firmware mode ({why})")
     step = on_step or (lambda text: log.info("%s", text))
     started = time.monotonic()
-    with _workdir(workdir) as work:
-        size = inspected.virtual_size
-        overlay = work / "overlay.qcow2"
-        proc.run(["qemu-img", "create", "-f", "qcow2", "-b", imagefile.qemu_path(image.resolve()),
-                  "-F", inspected.qemu_format, str(overlay), str(size + GROW_BYTES)])
-        key = work / "id_ed25519"
-        proc.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
-        (work / "user-data").write_text(user_data((work / "id_ed25519.pub").read_text()))
-        (work / "meta-data").write_text("instance-id: eulerpub-bootcheck\nlocal-hostname: eulerpub-test\n")
-        seed = work / "seed.iso"
-        proc.run(["cloud-localds", str(seed), str(work / "user-data"), str(work / "meta-data")])
-        console = work / "console.log"
-        port = free_port()
-        argv = qemu_argv(overlay=overlay, seed=seed, port=port, console=console, accel=accel, arch=arch)
-        step(f"booting under QEMU ({accel}: {reason})")
-        log.debug("+ %s", " ".join(argv))
-        vm = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            guest = Guest(port, key, user)
-            booted, detail = _wait_for_ssh(vm, guest, started + budget_s)
-            report.boot_seconds = round(time.monotonic() - started, 1) if booted else None
-            report.checks.append(CheckResult("booted", booted, detail))
-            if booted:
-                for name in wanted:
-                    if name == "booted":
-                        continue
-                    step(f"checking {name}")
-                    report.checks.append(_CHECKS[name](guest, size))
-            else:
-                report.checks.extend(CheckResult(n, False, "not run: the guest did not boot")
-                                     for n in wanted if n != "booted")
-        finally:
-            _stop_vm(vm)
-            report.total_seconds = round(time.monotonic() - started, 1)
-            if workdir is not None or not report.passed:
-                report.console_log = str(_keep_console(console, image))
+    for index, (mode, _machine) in enumerate(to_boot):
+        mode_checks = wanted if index == 0 else [c for c in wanted if c in BASE_CHECKS]
+        with _workdir(workdir / mode if workdir else None) as work:
+            boot = _boot_once(image, inspected, work, arch=arch, firmware=mode, checks=mode_checks, user=user,
+                              budget_s=budget_s, step=step, keep_console=workdir is not None, report=report)
+        report.boots.append(boot)
+        if report.boot_seconds is None:
+            report.boot_seconds = boot.boot_seconds
+        if report.console_log is None and boot.console_log and (workdir is not None or not boot.passed):
+            report.console_log = boot.console_log
+    report.total_seconds = round(time.monotonic() - started, 1)
+    for mode, why in report.not_tried.items():
+        log.warning("boot test: %s not tried (%s)", mode, why)
     return report
+
+
+def _boot_once(image: Path, inspected: imagefile.ImageFile, work: Path, *, arch: str, firmware: str,
+               checks: Sequence[str], user: str, budget_s: float, step: Callable[[str], None],
+               keep_console: bool, report: BootReport) -> ModeBoot:
+    """One boot in one firmware mode; its checks are appended to the report, tagged with the mode."""
+    started = time.monotonic()
+    size = inspected.virtual_size
+    overlay = work / "overlay.qcow2"
+    proc.run(["qemu-img", "create", "-f", "qcow2", "-b", imagefile.qemu_path(image.resolve()),
+              "-F", inspected.qemu_format, str(overlay), str(size + GROW_BYTES)])
+    key = work / "id_ed25519"
+    proc.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
+    (work / "user-data").write_text(user_data((work / "id_ed25519.pub").read_text()))
+    (work / "meta-data").write_text("instance-id: eulerpub-bootcheck\nlocal-hostname: eulerpub-test\n")
+    seed = work / "seed.iso"
+    proc.run(["cloud-localds", str(seed), str(work / "user-data"), str(work / "meta-data")])
+    console = work / "console.log"
+    port = free_port()
+    argv = qemu_argv(overlay=overlay, seed=seed, port=port, console=console, accel=report.accel, arch=arch,
+                     firmware=firmware)
+    step(f"booting under QEMU, {firmware} ({report.accel}: {report.accel_reason})")
+    log.debug("+ %s", " ".join(argv))
+    results: list[CheckResult] = []
+    vm = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    boot = ModeBoot(firmware=firmware, passed=False)
+    try:
+        guest = Guest(port, key, user)
+        booted, detail = _wait_for_ssh(vm, guest, started + budget_s)
+        boot.boot_seconds = round(time.monotonic() - started, 1) if booted else None
+        results.append(CheckResult("booted", booted, detail, firmware))
+        if booted:
+            for name in checks:
+                if name == "booted":
+                    continue
+                step(f"checking {name} ({firmware})")
+                result = _CHECKS[name](guest, size)
+                results.append(CheckResult(result.name, result.passed, result.detail, firmware))
+        else:
+            results.extend(CheckResult(n, False, "not run: the guest did not boot", firmware)
+                           for n in checks if n != "booted")
+    finally:
+        _stop_vm(vm)
+        boot.total_seconds = round(time.monotonic() - started, 1)
+        boot.passed = bool(results) and all(r.passed for r in results)
+        report.checks.extend(results)
+        if keep_console or not boot.passed:
+            boot.console_log = str(_keep_console(console, image, firmware))
+    return boot
 
 
 def bootable_artifact(record: BuildRecord) -> Artifact:
@@ -249,11 +326,35 @@ def bootable_artifact(record: BuildRecord) -> Artifact:
     raise UsageError(f"build {record.build_id} has no {' or '.join(BOOT_FORMATS)} artifact to boot")
 
 
-def remember_pass(record_path: Path, record: BuildRecord, report: BootReport) -> Path:
-    """Note beside the record that this build passed, so the release gate need not boot it again."""
+def remember(record_path: Path, record: BuildRecord, report: BootReport) -> Path:
+    """Keep the result beside the record, pass or fail: the release gate skips a passed build, and publish
+    registers only the modes that passed."""
     path = record_path.parent / RESULT_NAME
-    write_json_atomic(path, {"build_id": record.build_id, "passed": True, **report.as_dict()})
+    write_json_atomic(path, {**report.as_dict(), "build_id": record.build_id, "passed": report.passed})
     return path
+
+
+remember_pass = remember  # the release gate's name for it (it calls it after a pass)
+
+
+def proven_modes(record_path: Path, record: BuildRecord) -> bootmodes.BootEvidence | None:
+    """What the boot test kept beside this build's record proves, or None if it was never boot-tested."""
+    path = record_path.parent / RESULT_NAME
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("build_id") != record.build_id:
+        return None
+    modes = data.get("modes")
+    if not isinstance(modes, dict):  # a note from before per-mode results: its one boot was the default mode
+        modes = {DEFAULT_FIRMWARE.get(record.arch, "bios"): "passed" if data.get("passed") else "failed"}
+    passed = frozenset(m for m, state in modes.items() if state == "passed" and m in bootmodes.MODES)
+    failed = sorted(m for m, state in modes.items() if state == "failed")
+    not_tried = frozenset(m for m, state in modes.items() if state == "not tried" and m in bootmodes.MODES)
+    detail = ", ".join([*(f"{m} failed" for m in failed), *(f"{m} not tried" for m in sorted(not_tried))])
+    return bootmodes.BootEvidence("boot test", passed, detail or f"passed in {', '.join(sorted(passed))}",  # type: ignore[arg-type]
+                                  not_tried)  # type: ignore[arg-type]
 
 
 def passed_before(record_path: Path, build_id: str) -> Path | None:
@@ -277,9 +378,9 @@ def _workdir(workdir: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def _keep_console(console: Path, image: Path) -> Path:
+def _keep_console(console: Path, image: Path, firmware: str) -> Path:
     """Keep the serial console log beside the image (the work directory is removed)."""
-    target = image.with_name(image.name + ".console.log")
+    target = image.with_name(f"{image.name}.{firmware}.console.log")
     try:
         shutil.copyfile(console, target)
     except OSError:

@@ -8,6 +8,11 @@ Measured gaps on container and CI hosts (see ../shared/reference/dib-host.md):
   and ``sudo`` (a pass-through that resets the environment like sudo does but keeps the shim directory on
   PATH, which real sudo's ``secure_path`` would drop).
 - no vfat mounts: FAT is read and written with mtools instead (the base elements never mount FAT).
+  diskimage-builder mounts the ESP it made (``block-device-efi``) with a plain ``mount DEV DIR``; on such
+  hosts a ``mount``/``umount`` shim pair stages the ESP instead: ``mount`` of a FAT device puts a tmpfs
+  (sized like the partition, full POSIX semantics, its mount source the FAT device so ``grub-install``
+  finds and probes the real FAT partition) on the mount point, and ``umount`` copies the tree into the
+  FAT with ``mcopy`` before unmounting. Everything else passes through to the real tools.
 - ``/dev/kvm`` that only runs PVM guests: boots use TCG.
 - stale mounts and loop devices of a killed build: torn down by :func:`teardown_stale` before the next one.
 """
@@ -137,6 +142,67 @@ esac
 """
 
 
+_MOUNT_SHIM = r"""#!/bin/bash
+# eulerpub mount shim for hosts that cannot mount vfat: "mount DEV DIR" of a FAT device (the ESP
+# diskimage-builder made) mounts a tmpfs on DIR whose mount source is DEV, so grub-install finds the
+# FAT partition from mountinfo and probes it; the eulerpub umount shim copies DIR into the FAT with
+# mcopy. Every other mount goes to the real mount. Installed by eulerpub.hostenv.
+set -eu
+REAL=@REAL_MOUNT@
+fstype=""
+positional=()
+others=0
+args=("$@")
+i=0
+while [ $i -lt ${#args[@]} ]; do
+    a=${args[$i]}
+    case "$a" in
+        -t) fstype=${args[$((i + 1))]:-}; i=$((i + 2)); continue ;;
+        -t*) fstype=${a#-t} ;;
+        --types=*) fstype=${a#--types=} ;;
+        -*) others=1 ;;
+        *) positional+=("$a") ;;
+    esac
+    i=$((i + 1))
+done
+if [ "$others" -eq 0 ] && [ ${#positional[@]} -eq 2 ] && { [ -z "$fstype" ] || [ "$fstype" = vfat ]; } \
+        && [ -b "${positional[0]}" ]; then
+    dev=$(readlink -f "${positional[0]}")
+    dir=${positional[1]}
+    if [ "$(blkid -p -o value -s TYPE "$dev" 2>/dev/null || true)" = vfat ]; then
+        bytes=$(blockdev --getsize64 "$dev")
+        exec "$REAL" -t tmpfs -o "size=${bytes},mode=0755" "$dev" "$dir"
+    fi
+fi
+exec "$REAL" "$@"
+"""
+
+_UMOUNT_SHIM = r"""#!/bin/bash
+# eulerpub umount shim (pair of the mount shim): a tmpfs whose mount source is a FAT block device is a
+# staged ESP; its tree is copied into the FAT with mcopy, then it is unmounted. If the copy fails the
+# tmpfs stays mounted and the exit status is 1, so the build fails instead of shipping an empty ESP.
+set -eu
+REAL=@REAL_UMOUNT@
+target=""
+for a in "$@"; do case "$a" in -*) ;; *) target=$a ;; esac; done
+if [ -n "$target" ] && [ -d "$target" ]; then
+    read -r fstype source < <(findmnt -n -o FSTYPE,SOURCE --mountpoint "$target" 2>/dev/null || true) || true
+    if [ "${fstype:-}" = tmpfs ] && [ -b "${source:-}" ] \
+            && [ "$(blkid -p -o value -s TYPE "$source" 2>/dev/null || true)" = vfat ]; then
+        export MTOOLS_SKIP_CHECK=1
+        shopt -s dotglob nullglob
+        entries=("$target"/*)
+        if [ ${#entries[@]} -gt 0 ] && ! mcopy -s -p -m -Q -D o -i "$source" "${entries[@]}" ::/; then
+            echo "eulerpub umount shim: copying the staged ESP $target into $source failed" >&2
+            exit 1
+        fi
+        echo "eulerpub umount shim: wrote the staged ESP $target into $source with mtools" >&2
+    fi
+fi
+exec "$REAL" "$@"
+"""
+
+
 @dataclass(frozen=True)
 class HostFacts:
     """What was measured about the host."""
@@ -159,6 +225,18 @@ class HostFacts:
     @property
     def needs_dm_shims(self) -> bool:
         return not self.device_mapper
+
+    @property
+    def esp_method(self) -> str:
+        """How a build writes an ESP here: `mount` (the kernel's vfat, DIB's own path), `mtools` (a staged
+        tmpfs copied into the FAT by the umount shim), or `none` (neither is possible)."""
+        if self.vfat_mount:
+            return "mount"
+        return "mtools" if self.mtools else "none"
+
+    @property
+    def needs_shims(self) -> bool:
+        return self.needs_dm_shims or self.esp_method == "mtools"
 
 
 HOST_TOOLS = {
@@ -247,14 +325,22 @@ def _which(tool: str) -> str | None:
     return found
 
 
-def install_shims(directory: Path) -> Path:
-    """Write the sudo/kpartx/dmsetup shims into a directory named by their content; return it."""
+def install_shims(directory: Path, *, device_mapper: bool = True, esp: bool = False) -> Path:
+    """Write the shims this host needs into a directory named by their content; return it.
+
+    device_mapper: the kpartx/dmsetup shims (no device-mapper); esp: the mount/umount pair that stages a
+    FAT ESP on a tmpfs and writes it with mtools (no vfat mounts). The sudo shim is always there: it keeps
+    the directory first on PATH for what DIB runs through sudo.
+    """
     real_sudo = shutil.which("sudo", path=SECURE_PATH) or "/usr/bin/sudo"
-    scripts = {
-        "sudo": _SUDO_SHIM.replace("@REAL_SUDO@", real_sudo).replace("@SECURE_PATH@", SECURE_PATH),
-        "kpartx": _KPARTX_SHIM,
-        "dmsetup": _DMSETUP_SHIM,
-    }
+    scripts = {"sudo": _SUDO_SHIM.replace("@REAL_SUDO@", real_sudo).replace("@SECURE_PATH@", SECURE_PATH)}
+    if device_mapper:
+        scripts.update(kpartx=_KPARTX_SHIM, dmsetup=_DMSETUP_SHIM)
+    if esp:
+        scripts["mount"] = _MOUNT_SHIM.replace("@REAL_MOUNT@", shutil.which("mount", path=SECURE_PATH)
+                                               or "/usr/bin/mount")
+        scripts["umount"] = _UMOUNT_SHIM.replace("@REAL_UMOUNT@", shutil.which("umount", path=SECURE_PATH)
+                                                 or "/usr/bin/umount")
     digest = hashlib.sha256(json.dumps(scripts, sort_keys=True).encode()).hexdigest()[:12]
     target = directory / f"shims-{digest}"
     if not (target / "sudo").exists():
@@ -275,9 +361,12 @@ def dib_environment(facts: HostFacts, shim_root: Path, base_env: dict[str, str])
     path = env.get("PATH", SECURE_PATH)
     if venv_bin not in path.split(os.pathsep):
         path = f"{venv_bin}{os.pathsep}{path}"
-    if facts.needs_dm_shims:
-        shims = install_shims(shim_root)
-        log.info("no device-mapper on this host: using the kpartx/dmsetup/sudo shims in %s", shims)
+    if facts.needs_shims:
+        esp = facts.esp_method == "mtools"
+        shims = install_shims(shim_root, device_mapper=facts.needs_dm_shims, esp=esp)
+        what = [*(["kpartx/dmsetup (no device-mapper)"] if facts.needs_dm_shims else []),
+                *(["mount/umount (no vfat: the ESP is staged and written with mtools)"] if esp else [])]
+        log.info("host fallbacks: %s; shims in %s", ", ".join(what), shims)
         path = f"{shims}{os.pathsep}{path}"
     env["PATH"] = path
     return env

@@ -7,14 +7,17 @@ PACKAGES=(
   # diskimage-builder and image handling
   qemu-utils debootstrap gdisk kpartx sudo util-linux e2fsprogs dosfstools mtools fdisk
   xz-utils squashfs-tools gnupg debian-archive-keyring curl wget procps rsync
-  # boot tests
-  qemu-system-x86 cloud-image-utils genisoimage openssh-client
+  # boot tests (ovmf: x86_64 UEFI firmware, so hybrid images are booted under BIOS and UEFI)
+  qemu-system-x86 ovmf cloud-image-utils genisoimage openssh-client
   # lint
   shellcheck
 )
 # aarch64 hosts (native arm64 runners) boot-test aarch64 images: QEMU for arm and its UEFI firmware.
 if [ "$(uname -m)" = "aarch64" ]; then
   PACKAGES+=(qemu-system-arm qemu-efi-aarch64)
+elif [ "${EULERPUB_CROSS_ARM:-0}" = "1" ]; then
+  # x86 hosts cross-building aarch64 images (make test-arm): qemu-user binfmt for the chroot, TCG to boot it.
+  PACKAGES+=(qemu-system-arm qemu-efi-aarch64 qemu-user-static binfmt-support)
 fi
 
 missing=()

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from eulerpub import dib, hostenv, paths, ui
+from eulerpub import bootcheck, dib, hostenv, paths, ui
 from eulerpub.build import MIN_FREE_BYTES
 from eulerpub.cli.options import Json, start
 
@@ -50,13 +50,23 @@ def diagnose(facts: hostenv.HostFacts) -> list[Finding]:
                              "(partx -a + /dev/mapper symlinks)"))
     if facts.vfat_mount:
         found.append(Finding("vfat mounts", OK, "FAT filesystems can be mounted"))
-    elif facts.mtools:
+    elif facts.esp_method == "mtools":
         found.append(Finding("vfat mounts", FALLBACK,
-                             "vfat is not in the kernel: base images' FAT /boot is read with mtools; "
-                             "UEFI (ESP) images cannot be built here, x86_64 images boot with BIOS"))
+                             "vfat is not in the kernel: base images' FAT /boot is read with mtools, and the ESP "
+                             "of UEFI/hybrid images is staged on a tmpfs and written into the FAT with mtools "
+                             "(eulerpub's mount/umount shims)"))
     else:
-        found.append(Finding("vfat mounts", MISSING, "vfat is not in the kernel and mtools is not installed",
-                             "apt-get install mtools"))
+        found.append(Finding("vfat mounts", MISSING, "vfat is not in the kernel and mtools is not installed: "
+                             "neither the base image's /boot nor an ESP can be written", "apt-get install mtools"))
+    uefi = [f"{arch} ({path})" for (arch, mode), machine in bootcheck.MACHINES.items()
+            if mode == "uefi" and (path := machine.firmware) and path.is_file()]
+    missing_fw = sorted({m.firmware_pkg for (arch, mode), m in bootcheck.MACHINES.items()
+                         if m.firmware and not m.firmware.is_file() and shutil.which(m.qemu)})
+    found.append(Finding("UEFI firmware", OK if not missing_fw else FALLBACK,
+                         (("UEFI boot tests for " + ", ".join(uefi)) if uefi else "no UEFI firmware installed")
+                         + ("; UEFI boots are reported 'not tried' and publish registers BIOS only"
+                            if missing_fw else ""),
+                         f"apt-get install {' '.join(missing_fw)}" if missing_fw else ""))
     if facts.kvm_usable:
         found.append(Finding("KVM", OK, facts.kvm_reason))
     else:

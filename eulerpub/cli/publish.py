@@ -29,6 +29,7 @@ from eulerpub.publish import (
     publish,
     render_table,
 )
+from eulerpub.publish.plan import boot_line, boot_plan
 from eulerpub.publish.source import PREFERRED_FORMATS
 
 DEFAULT_WAIT_MINUTES = 180  # imports of large images and cross-region copies can take hours on a bad day
@@ -110,7 +111,9 @@ def command(
     bucket: Annotated[str | None, typer.Option("--bucket", help="Object storage bucket for the upload (S3, OBS, "
                                                "COS), in the source region.")] = None,
     boot_mode: Annotated[str | None, typer.Option("--boot-mode", help="uefi, legacy-bios or uefi-preferred "
-                                                  "(default: uefi-preferred on x86_64, uefi on aarch64).")] = None,
+                                                  "(default: what the boot test proved: uefi-preferred for "
+                                                  "both modes; for --image, what its partition table allows; "
+                                                  "asking for an unproven mode is refused).")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Image name (default: the profile's name template, "
                                              "openEuler-{release}-{arch}-{profile}-{date}).")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Extra KEY=VALUE tag on every resource "
@@ -191,9 +194,11 @@ def command(
         steps = plan_steps(spec, store.read_all(cloud, spec.regions))
         if json_output:
             ui.emit_json({"cloud": cloud, "name": spec.name, "build_id": spec.identity.build_id,
-                          "journal_dir": str(store.root), "steps": [s.to_json() for s in steps]})
+                          "journal_dir": str(store.root), "boot": boot_plan(source, spec),
+                          "steps": [s.to_json() for s in steps]})
         else:
             print(f"{spec.name} ({cloud}, build {spec.identity.build_id}); journal {store.root}{os.sep}")
+            print(f"  boot: {boot_line(source, spec)}")
             for step in steps:
                 print(f"  {'done' if step.done else 'todo'}  {step.region:<16} {step.step:<9} {step.detail}")
         return

@@ -27,27 +27,37 @@ def command(
     = bootcheck.BOOT_BUDGET_S,
     json_output: Json = False,
 ) -> None:
-    """Boot the image with a NoCloud seed and report each check: booted, cloud-init, growroot, and the
-    profile's own (mpi: an MPI hello world on 2 ranks; desktop: gdm and xrdp/VNC enabled). Exit 1 if any fails.
+    """Boot the image with a NoCloud seed once per firmware mode it is built for (x86_64: SeaBIOS and OVMF;
+    aarch64: UEFI) and report each mode on one line with its checks: booted, cloud-init, growroot, and the
+    profile's own (mpi: an MPI hello world on 2 ranks; desktop: gdm and xrdp/VNC enabled), run in the first mode.
+    A build record's result is kept beside it (boottest.json); publish registers only the modes that passed.
+    Exit 1 if any boot fails.
     """
     start(json_output)
     image, checks, record = _resolve(target, profile, profiles_dir or [])
+    built = record[1].boot if record else None
     with ui.status(f"boot test of {image.name}") as update:
         report = bootcheck.boot_test(image, checks=checks, arch=arch or (record[1].arch if record else "x86_64"),
-                                     user=user, budget_s=timeout, on_step=update)
-    if record and report.passed and not profile:
-        bootcheck.remember_pass(*record, report)
+                                     user=user, budget_s=timeout, modes=built.modes if built else None,
+                                     on_step=update)
+    if record and not profile:
+        bootcheck.remember(*record, report)  # pass or fail: publish registers only the modes that passed
     if json_output:
         ui.emit_json(report.as_dict())
     else:
         out = ui.out_console
         out.print(f"{image}  ({report.accel}: {report.accel_reason})")
-        for check in report.checks:
-            mark = "[green]pass[/]" if check.passed else "[red]FAIL[/]"
-            out.print(f"  {mark}  {check.name:10} {check.detail}", markup=True)
-        boot = f"booted in {report.boot_seconds:.0f} s, " if report.boot_seconds else ""
-        out.print(f"{boot}{report.total_seconds:.0f} s in all"
-                  + (f"; console log: {report.console_log}" if report.console_log else ""))
+        for boot in report.boots:
+            mark = "[green]pass[/]" if boot.passed else "[red]FAIL[/]"
+            took = f"booted in {boot.boot_seconds:.0f} s" if boot.boot_seconds else "did not boot"
+            out.print(f"{mark}  {boot.firmware.upper():5} {took}, {boot.total_seconds:.0f} s with its checks"
+                      + (f"; console log: {boot.console_log}" if boot.console_log else ""), markup=True)
+            for check in (c for c in report.checks if c.firmware == boot.firmware):
+                mark = "[green]pass[/]" if check.passed else "[red]FAIL[/]"
+                out.print(f"    {mark}  {check.name:10} {check.detail}", markup=True)
+        for mode, why in report.not_tried.items():
+            out.print(f"[yellow]skip[/]  {mode.upper():5} not tried: {why}", markup=True)
+        out.print(f"{report.total_seconds:.0f} s in all")
     if not report.passed:
         raise typer.Exit(1)
 

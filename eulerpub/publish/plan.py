@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from eulerpub import bootmodes
 from eulerpub.clouds import rules
 from eulerpub.clouds.base import BootMode, PublishSpec, UploadMethod, WaitParams
 from eulerpub.errors import UsageError
@@ -86,12 +87,36 @@ def make_spec(cloud: str, source: Source, options: PublishOptions,
         tags={**defaults.tags, **options.tags},
         upload=upload,
         bucket=bucket,
-        boot_mode=options.boot_mode or defaults.boot_mode,
+        boot_mode=boot_mode_for(source, options.boot_mode or defaults.boot_mode),
         keep_object=options.keep_object,
         quick_import=options.quick_import,
         agency=agency if cloud == "huawei" else None,
         wait=options.wait,
     )
+
+
+def boot_mode_for(source: Source, requested: BootMode | None) -> BootMode | None:
+    """Register only what is proven: the source's boot evidence decides (`bootmodes.decide`)."""
+    if source.boot is None:
+        return requested
+    what = f"build {source.identity.build_id}" if source.record_path else source.image.path.name
+    return bootmodes.decide(requested, source.boot, what=what, arch=source.identity.arch)
+
+
+def boot_plan(source: Source, spec: PublishSpec) -> dict[str, Any]:
+    """What was found about how the source boots, and what this cloud will be told (for --dry-run --json)."""
+    found = source.boot.to_json() if source.boot else None
+    told = bootmodes.cloud_summary(spec.boot_mode)[spec.cloud] if spec.boot_mode else None
+    return {"found": found, "boot_mode": spec.boot_mode, "register": told}
+
+
+def boot_line(source: Source, spec: PublishSpec) -> str:
+    """The plan's one line on boot modes: what is proven, how, and what the cloud is told."""
+    told = bootmodes.cloud_summary(spec.boot_mode)[spec.cloud] if spec.boot_mode else "the cloud's default"
+    if source.boot is None:
+        return f"registered as {told}"
+    proven = " and ".join(m.upper() for m in sorted(source.boot.modes)) or "no mode"
+    return f"{proven} ({source.boot.basis}: {source.boot.detail}) -> registered as {told}"
 
 
 def _unique(items: Sequence[str]) -> list[str]:
@@ -124,7 +149,7 @@ def plan_steps(spec: PublishSpec, journals: Mapping[str, RegionJournal | None]) 
                              done(source, "upload") or done(source, "register")))
     steps.append(PlannedStep(spec.source_region, "import", f"import as {spec.identity.arch}",
                              done(source, "import") or done(source, "register")))
-    boot = f", boot mode {spec.boot_mode}" if spec.boot_mode else ""
+    boot = f", boot mode {bootmodes.cloud_summary(spec.boot_mode)[spec.cloud]}" if spec.boot_mode else ""
     steps.append(PlannedStep(spec.source_region, "register", f"image {spec.name}{boot}", done(source, "register")))
     if spec.upload != "ebs" and not spec.keep_object:
         steps.append(PlannedStep(spec.source_region, "cleanup", f"delete {spec.object_key} after the import",

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import get_args
 
-from eulerpub import imagefile
+from eulerpub import bootcheck, bootmodes, imagefile
 from eulerpub.clouds.base import BuildIdentity, DiskImage
 from eulerpub.errors import ChecksumError, UsageError
 from eulerpub.manifest import Artifact, BuildRecord, artifact_path, latest_record, read_record, sha256_file
@@ -40,6 +40,7 @@ class Source:
     name: str
     journal_dir: Path
     record_path: Path | None = None
+    boot: bootmodes.BootEvidence | None = None  # the boot modes it is proven to boot in (eulerpub.bootmodes)
 
 
 def _pick_artifact(record: BuildRecord, cloud: str, fmt: Format | None) -> Artifact:
@@ -60,7 +61,7 @@ def from_record(record_path: Path, cloud: str, fmt: Format | None = None, *, ver
     path = artifact_path(record_file, artifact)
     if not path.is_file():
         raise UsageError(f"{record_file} names {artifact.path}, which does not exist")
-    imagefile.inspect(path, artifact.format)  # the record's format, checked: never probed, no backing file
+    inspected = imagefile.inspect(path, artifact.format)  # the record's format, checked: never probed
     if verify and sha256_file(path) != artifact.sha256:
         raise ChecksumError(f"{path} does not match the sha256 in {record_file}; rebuild it")
     name = record.image_name or DEFAULT_NAME_TEMPLATE.format(
@@ -73,7 +74,13 @@ def from_record(record_path: Path, cloud: str, fmt: Format | None = None, *, ver
         name=name,
         journal_dir=record_file.parent / "publish",
         record_path=record_file,
+        boot=bootcheck.proven_modes(record_file, record) or _table_evidence(path, inspected, "not boot-tested"),
     )
+
+
+def _table_evidence(path: Path, inspected: imagefile.ImageFile, note: str = "") -> bootmodes.BootEvidence:
+    table = bootmodes.partition_table_of(path, inspected.qemu_format)
+    return bootmodes.BootEvidence("partition table", table.modes, table.describe() + (f"; {note}" if note else ""))
 
 
 def from_profile(build_dir: Path, profile: str, cloud: str, fmt: Format | None = None, *,
@@ -128,6 +135,7 @@ def from_file(path: Path, arch: str, *, build_dir: Path, release: str | None = N
                                release=release, arch=arch),  # type: ignore[arg-type]  # checked above
         name=name,
         journal_dir=build_dir / "published" / build_id,
+        boot=_table_evidence(path.resolve(), inspected),
     )
 
 

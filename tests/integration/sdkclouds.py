@@ -19,6 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from tests.disks import hybrid_head
 from tests.fixtures_moto import MotoHarness
 
 MiB = 1024 * 1024
@@ -35,8 +36,8 @@ def make_images(directory: Path) -> dict[str, Path]:
     with open(raw, "wb") as handle:
         handle.truncate(VIRTUAL)
         handle.write(random.Random(5).randbytes(DATA))
-        handle.seek(510)
-        handle.write(b"\x55\xaa")  # an MBR signature: publish refuses a disk without a partition table
+        handle.seek(0)
+        handle.write(hybrid_head(VIRTUAL))  # a hybrid build's partition table: publish registers what it allows
     qcow2 = directory / f"openEuler-{RELEASE}-disk.qcow2"
     subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(qcow2)], check=True)
     return {"raw": raw, "qcow2": qcow2}

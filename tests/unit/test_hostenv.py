@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -88,8 +89,11 @@ def test_dib_environment_puts_shims_first_only_without_device_mapper(tmp_path):
     with_gap = hostenv.dib_environment(facts(device_mapper=False), tmp_path, base)
     assert with_gap["PATH"].split(":")[0].startswith(str(tmp_path))
     assert "TMPDIR" not in with_gap
-    without = hostenv.dib_environment(facts(device_mapper=True), tmp_path, base)
+    without = hostenv.dib_environment(facts(device_mapper=True, vfat_mount=True), tmp_path, base)
     assert not without["PATH"].startswith(str(tmp_path))
+    no_vfat = hostenv.dib_environment(facts(device_mapper=True, vfat_mount=False), tmp_path, base)
+    shims = Path(no_vfat["PATH"].split(":")[0])
+    assert {p.name for p in shims.iterdir()} == {"sudo", "mount", "umount"}
 
 
 def test_lock_held(tmp_path):
@@ -168,3 +172,51 @@ def test_teardown_unmounts_deepest_first_and_detaches_loops(tmp_path):
             subprocess.run(["umount", "-l", str(point)], capture_output=True)
         if loop.returncode == 0:
             subprocess.run(["losetup", "-d", loop.stdout.strip()], capture_output=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="loop devices and mounts need root")
+def test_esp_shims_stage_the_esp_on_a_tmpfs_and_write_it_into_the_fat_with_mtools(tmp_path):
+    """What DIB does with an ESP, on a host without vfat: mkfs.vfat, `mount DEV DIR`, write, `umount DIR`."""
+    shims = hostenv.install_shims(tmp_path / "shims", device_mapper=False, esp=True)
+    disk = tmp_path / "disk.raw"
+    with open(disk, "wb") as handle:
+        handle.truncate(48 << 20)
+    subprocess.run(["sgdisk", "-n1:0:+32M", "-t1:EF00", "-n2:0:0", "-t2:8300", str(disk)], check=True,
+                   capture_output=True)
+    loop = subprocess.run(["losetup", "-f", "--show", str(disk)], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    esp, mnt, other = f"{loop}p1", tmp_path / "esp", tmp_path / "other"
+    mnt.mkdir()
+    other.mkdir()
+    try:
+        subprocess.run(["partx", "-a", loop], check=True, capture_output=True)
+        for _ in range(50):
+            if os.path.exists(esp):
+                break
+            time.sleep(0.1)
+        subprocess.run(["mkfs.vfat", "-n", "ESP", esp], check=True, capture_output=True)
+        subprocess.run([shims / "mount", esp, mnt], check=True)
+        source, fstype = subprocess.run(["findmnt", "-n", "-o", "SOURCE,FSTYPE", "--mountpoint", str(mnt)],
+                                        capture_output=True, text=True, check=True).stdout.split()
+        assert (source, fstype) == (esp, "tmpfs")  # grub-install finds the FAT partition from mountinfo
+        (mnt / "EFI" / "BOOT").mkdir(parents=True)
+        payload = os.urandom(70_000)
+        (mnt / "EFI" / "BOOT" / "BOOTX64.EFI").write_bytes(payload)
+        os.chown(mnt / "EFI", 0, 0)  # full POSIX semantics while staged (cp -a, package managers)
+        subprocess.run([shims / "umount", mnt], check=True)
+        assert not os.path.ismount(mnt)
+        back = subprocess.run(["mtype", "-i", esp, "::/EFI/BOOT/BOOTX64.EFI"], capture_output=True, check=True,
+                              env={**os.environ, "MTOOLS_SKIP_CHECK": "1"}).stdout
+        assert back == payload
+        assert subprocess.run(["fsck.vfat", "-n", esp], capture_output=True).returncode == 0
+        # Anything that is not a FAT device goes to the real mount.
+        subprocess.run([shims / "mount", "-t", "tmpfs", "none", other], check=True)
+        assert subprocess.run(["findmnt", "-n", "-o", "SOURCE", "--mountpoint", str(other)], capture_output=True,
+                              text=True).stdout.strip() == "none"
+        subprocess.run([shims / "umount", other], check=True)
+    finally:
+        for point in (mnt, other):
+            if os.path.ismount(point):
+                subprocess.run(["umount", "-l", point], capture_output=True)
+        subprocess.run(["partx", "-d", loop], capture_output=True)
+        subprocess.run(["losetup", "-d", loop], capture_output=True)

@@ -12,6 +12,7 @@ import time
 import boto3
 import pytest
 
+from tests.disks import hybrid_head
 from tests.fixtures_moto import snapshot_blocks
 from tests.integration.aws.conftest import BLOCK, MiB, subprocess_env
 
@@ -24,8 +25,8 @@ def big_image(path):
         handle.truncate(DATA + 16 * MiB)
         handle.seek(4 * MiB)
         handle.write(random.Random(3).randbytes(DATA))
-        handle.seek(510)
-        handle.write(b"\x55\xaa")  # an MBR signature: publish refuses a disk without a partition table
+        handle.seek(0)
+        handle.write(hybrid_head(DATA + 16 * MiB))  # a hybrid build's partition table: publish registers what it allows
     return path
 
 

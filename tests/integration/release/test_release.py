@@ -21,6 +21,7 @@ from eulerpub.release.matrix import BuildKey, Cell
 from eulerpub.release.plan import make_plan
 from eulerpub.release.runner import BootTest, Status, Steps, run_cells
 from eulerpub.release.wiring import ExistingBuilds, Publisher
+from tests.disks import hybrid_head
 from tests.emulators.cvm import CvmEmulator
 
 FAST = WaitParams(timeout=120, interval=0.02)  # moto and the emulator move jobs on per look, not in time
@@ -62,8 +63,8 @@ def make_build(build_dir: Path, arch: str, *, tag: str = "a", passed: bool | Non
         handle.write(f"eulerpub {arch} {tag}".encode() * 1000)
         handle.seek(5 * MiB)
         handle.write(bytes(range(256)) * 64)
-        handle.seek(510)
-        handle.write(b"\x55\xaa")  # an MBR signature: publish refuses a disk without a partition table
+        handle.seek(0)
+        handle.write(hybrid_head(IMAGE_SIZE))  # a hybrid build's partition table: publish registers what it allows
     qcow2 = directory / "disk.qcow2"
     subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(qcow2)], check=True)
     artifacts = [Artifact(format=fmt, path=path.name, size=path.stat().st_size, virtual_size=IMAGE_SIZE,
