@@ -182,6 +182,8 @@ SENTENCES = {
                                                    "and reach it with --copy-to",
     "UnsupportedOperation.ArmArchitecture": "CVM does not import arm_64 images here; publish the x86_64 build "
                                             "or pick a region that imports Arm images",
+    "ImageQuotaLimitExceeded": "the region's custom image quota is used up; delete old images (eulerpub prune) "
+                               "or ask Tencent Cloud for a higher quota",
 }
 
 ERRORS = sdkutil.ErrorMapper(CLOUD, (TencentCloudSDKException,), _inspect, f"{SECRET_ID} and {SECRET_KEY}",
@@ -231,10 +233,19 @@ class TencentAdapter:
     def preflight(self, spec: PublishSpec) -> None:
         self._check_offline(spec)
         for region in spec.regions:  # proves the credentials and each region's name
-            self._call(region, "DescribeImages", Limit=1, Filters=[{"Name": "image-type",
-                                                                    "Values": ["PRIVATE_IMAGE"]}])
+            held = self._call(region, "DescribeImages", Limit=1, Filters=[{"Name": "image-type",
+                                                                           "Values": ["PRIVATE_IMAGE"]}])
+            self._check_quota(spec, region, held.TotalCount or 0)
         self._staging_area().check_bucket(spec.source_region, spec.bucket or "")
         self._dry_run_import(spec)
+
+    def _check_quota(self, spec: PublishSpec, region: str, held: int) -> None:
+        """Room for one more custom image in `region` (DescribeImageQuota), unless this build's is there already."""
+        quota = self._call(region, "DescribeImageQuota").ImageNumQuota
+        if quota is not None and held >= quota and self.find_image(region, spec.identity.build_id) is None:
+            raise UsageError(f"tencent/{region}: the account holds {held} custom images, its quota "
+                             f"(DescribeImageQuota); delete old images (eulerpub prune) or ask Tencent Cloud for "
+                             "a higher quota")
 
     def _dry_run_import(self, spec: PublishSpec) -> None:
         """ImportImage(DryRun=True) with the request the import will send: CVM checks the OS, architecture,

@@ -137,6 +137,7 @@ class CvmEmulator:
     only RequestId, so by default it does not).
     `import_unsupported_regions`: regions that answer ImportImage RegionAbilityLimit.UnsupportedToImportImage.
     `arm_import`: False makes ImportImage of arm_64 answer UnsupportedOperation.ArmArchitecture.
+    `image_quota`: what DescribeImageQuota answers; ImportImage and SyncImages refuse a region's image beyond it.
     """
 
     def __init__(self, regions: tuple[str, ...] = ("ap-guangzhou", "ap-shanghai", "ap-beijing"),
@@ -144,7 +145,8 @@ class CvmEmulator:
                  account_id: str = "100000000001", object_exists: Callable[[str], bool] | None = None,
                  import_os: tuple[ImportOs, ...] = DEFAULT_IMPORT_OS, timing: Timing | None = None,
                  max_clock_skew: float = 300, return_image_id: bool = False,
-                 import_unsupported_regions: tuple[str, ...] = (), arm_import: bool = True):
+                 import_unsupported_regions: tuple[str, ...] = (), arm_import: bool = True,
+                 image_quota: int = 500):
         self.regions = list(regions)
         self.secret_id, self.secret_key, self.account_id = secret_id, secret_key, account_id
         self.objects: set[str] = set()
@@ -153,6 +155,7 @@ class CvmEmulator:
         self.return_image_id = return_image_id
         self.import_unsupported_regions = set(import_unsupported_regions)
         self.arm_import = arm_import
+        self.image_quota = image_quota
         self.timing = timing or Timing(polls=2)
         self.max_clock_skew = max_clock_skew
         self.faults = Faults()
@@ -167,6 +170,7 @@ class CvmEmulator:
             "SyncImages": self._sync_images, "ModifyImageSharePermission": self._modify_image_share_permission,
             "DescribeImageSharePermission": self._describe_image_share_permission,
             "DeleteImages": self._delete_images, "DescribeImportImageOs": self._describe_import_image_os,
+            "DescribeImageQuota": self._describe_image_quota,
         }
 
     # ---- lifecycle and test helpers -------------------------------------------------------------------
@@ -318,6 +322,7 @@ class CvmEmulator:
         _check_image_url(params["ImageUrl"])
         if any(i.name == name and i.region == region for i in self.images.values()):
             raise CvmError("InvalidImageName.Duplicate", f"An image named `{name}` already exists.")
+        self._check_quota(region, 1)
         _dry_run(params)
         if not self.object_exists(params["ImageUrl"]):
             raise CvmError("InvalidParameterValue", f"ImageUrl `{params['ImageUrl']}` does not reference an "
@@ -367,6 +372,8 @@ class CvmEmulator:
                 raise CvmError("InvalidParameterValue", "A custom image cannot be synced to its own region.")
         name = params.get("ImageName") or ""
         _too_long("ImageName", name, 60)
+        for destination in params["DestinationRegions"]:
+            self._check_quota(destination, len(sources))
         _dry_run(params)
         image_set = []
         for source in sources:
@@ -422,6 +429,16 @@ class CvmEmulator:
         for image in images:
             del self.images[image.id]
         return {}
+
+    def _check_quota(self, region: str, adding: int) -> None:
+        """DescribeImageQuota's ImageNumQuota bounds the custom images (counted per region here); beyond it CVM
+        answers ImageQuotaLimitExceeded (tencentcloud/cvm/v20170312/errorcodes.py: 镜像配额超过了限制)."""
+        held = sum(i.region == region and i.owner == self.account_id for i in self.images.values())
+        if held + adding > self.image_quota:
+            raise CvmError("ImageQuotaLimitExceeded", f"The image quota ({self.image_quota}) of {region} is used up.")
+
+    def _describe_image_quota(self, region: str, params: dict) -> dict:
+        return {"ImageNumQuota": self.image_quota}
 
     def _describe_import_image_os(self, region: str, params: dict) -> dict:
         return {"ImportImageOsListSupported": {"Linux": [os.os_name for os in self.import_os], "Windows": []},

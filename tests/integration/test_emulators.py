@@ -344,6 +344,20 @@ def test_cvm_import_answers_the_image_id_only_when_asked_and_refuses_what_the_re
         assert len(emulator.images) == 1
 
 
+def test_cvm_image_quota_bounds_imports_and_syncs():
+    with CvmEmulator(image_quota=1) as emulator:
+        client = cvm_client(emulator, GUANGZHOU)
+        assert client.DescribeImageQuota(cvm_models.DescribeImageQuotaRequest()).ImageNumQuota == 1
+        image_id = _import_normal_image(emulator, client)
+        with pytest.raises(TencentCloudSDKException, match="ImageQuotaLimitExceeded"):
+            client.ImportImage(_cvm_request(cvm_models.ImportImageRequest, **_import_params(ImageName="second")))
+        cvm_client(emulator, SHANGHAI_TC).ImportImage(_cvm_request(cvm_models.ImportImageRequest,
+                                                                    **_import_params()))  # another region's room
+        with pytest.raises(TencentCloudSDKException, match="ImageQuotaLimitExceeded"):
+            client.SyncImages(_cvm_request(cvm_models.SyncImagesRequest, ImageIds=[image_id],
+                                           DestinationRegions=[SHANGHAI_TC]))
+
+
 def test_cvm_describe_images_argument_rules(cvm_emulator):
     client = cvm_client(cvm_emulator, GUANGZHOU)
     image_id = _import_normal_image(cvm_emulator, client)

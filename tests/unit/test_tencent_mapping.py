@@ -93,6 +93,7 @@ def test_auth_failures_become_credentials_errors_and_others_cloud_errors():
     ("InvalidImageOsVersion.Unsupported", "CVM does not import this OS version here"),
     ("RegionAbilityLimit.UnsupportedToImportImage", "this region does not import images"),
     ("UnsupportedOperation.ArmArchitecture", "CVM does not import arm_64 images here"),
+    ("ImageQuotaLimitExceeded", "the region's custom image quota is used up"),
 ])
 def test_import_refusals_the_user_can_act_on_are_one_sentence_each(code, sentence):
     error = tencent.ERRORS.translate(TencentCloudSDKException(code, "raw cloud text", "req"), "ap-guangzhou",

@@ -124,6 +124,23 @@ def test_an_import_cvm_refuses_fails_in_preflight_before_the_upload_in_one_sente
     assert harness.moto.calls("CreateMultipartUpload") == [] and harness.objects() == []
 
 
+def test_a_used_up_image_quota_is_refused_before_the_upload_but_not_for_a_build_already_there(harness, cli, images):
+    harness.emulator.image_quota = 0  # DescribeImageQuota's ImageNumQuota
+
+    refused = cli(*harness.args(images["qcow2"]))
+
+    assert refused.exit_code == 2
+    assert f"tencent/{harness.source}: the account holds 0 custom images, its quota" in refused.stderr
+    assert harness.moto.calls("CreateMultipartUpload") == [] and harness.emulator.images == {}
+
+    harness.emulator.image_quota = 1
+    assert cli(*harness.args(images["qcow2"])).exit_code == 0  # now every region holds its one image: full
+    again = cli(*harness.args(images["qcow2"]))
+
+    assert again.exit_code == 0, again.stderr  # this build's images are there: nothing to make room for
+    assert not any(row["created"] for row in rows(again.stdout).values())
+
+
 def test_dry_run_sends_the_import_as_a_dry_run_and_creates_nothing(harness, cli, images):
     result = cli(*harness.args(images["qcow2"], "--dry-run"))
 
