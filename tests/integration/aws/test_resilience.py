@@ -98,7 +98,7 @@ def test_throttling_500_bursts_and_dropped_connections_are_retried(cli, publish_
     assert throttle.fired >= 5 and burst.fired == 3 and drop.fired == 2
     assert "RequestLimitExceeded" in result.stderr, "retries are logged with the cloud's code"
     assert len(images_in("us-east-1")) == 1
-    assert len(moto.calls("RegisterImage")) == 1
+    assert len([c for c in moto.calls("RegisterImage") if c.status == 200]) == 1, "a throttled call is retried"
 
 
 def test_s3_upload_survives_throttling_and_a_connection_dropped_mid_part(cli, publish_env, raw_image):
