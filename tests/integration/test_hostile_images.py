@@ -178,7 +178,8 @@ def cloud(request, aws_env, monkeypatch, tmp_path):
 @pytest.mark.parametrize("kind", HOSTILE)
 def test_publish_refuses_images_that_read_host_files(cli, cloud, secret, tmp_path, kind, dry_run):
     image = make_image(kind, tmp_path / "in", secret)
-    result = cli("publish", *cloud.args, "--image", image, "--arch", "x86_64", "--public",
+    public = ["--public"] if cloud.name.startswith("aws") else []  # Huawei and Tencent cannot publish publicly
+    result = cli("publish", *cloud.args, "--image", image, "--arch", "x86_64", *public,
                  *(["--dry-run"] if dry_run else []))
     assert result.exit_code == 2, (result.stdout, result.stderr)
     assert EXPECTED[kind] in error_line(result.stderr)
