@@ -3,8 +3,14 @@
 Credentials come from boto3's standard chain only; `AWS_ENDPOINT_URL` (and boto3's per-service variants)
 redirect every client, which is how the tests point it at moto.
 
+The preflight only reads (so `--dry-run` runs it too): credentials, regions, the bucket and the vmimport role for
+`--upload s3` (the upload step creates a missing role), S3's 10 object tags, and, when sharing, the account
+settings that would make sharing fail after the upload (EBS encryption by default, block public access).
+ARNs carry the region's partition (`partition`).
+
 Prune's leftovers: EBS snapshots of this account tagged `managed-by=eulerpub` that no AMI of the account
-references, and the uploads (`--upload s3`) in the bucket it is given.
+references (disabled AMIs included), and the uploads (`--upload s3`) in the bucket it is given. Deleting an image
+deregisters it with DeleteAssociatedSnapshots.
 """
 
 from __future__ import annotations

@@ -133,11 +133,14 @@ def test_object_tags_put_eulerpubs_first_and_too_many_user_tags_are_refused_befo
     def tags(count):
         return [a for i in range(count) for a in ("--tag", f"team{i}=hpc")]
 
+    planned = publish(cli, raw_image, "--upload", "s3", "--bucket", "images", "--dry-run", *tags(6))
     too_many = publish(cli, raw_image, "--upload", "s3", "--bucket", "images", *tags(6))
 
-    assert too_many.exit_code == 2
-    assert "S3 keeps at most 10 tags on an object and eulerpub's own take 5" in too_many.stderr
+    for result in (planned, too_many):
+        assert result.exit_code == 2
+        assert "S3 keeps at most 10 tags on an object and eulerpub's own take 5" in result.stderr
     assert uploads(moto) == []
+    assert moto.calls("CreateRole") == [], "the preflight only reads: the upload step creates the vmimport role"
 
     fitting = publish(cli, raw_image, "--upload", "s3", "--bucket", "images", "--keep-object", *tags(5))
 
