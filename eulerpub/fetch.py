@@ -202,7 +202,7 @@ def find_cached(layout: CacheLayout, url: str) -> FetchedImage | None:
     if not entry or not _SHA256_HEX.match(str(entry.get("sha256", ""))):
         return None
     path = layout.image(entry["sha256"], str(entry.get("file", "")))
-    if path.name != entry.get("file") or not _has_size(path, entry.get("size")):
+    if path.name != entry.get("file") or not _has_size(path, entry.get("size")) or not _self_contained(path):
         return None
     return FetchedImage(path=path, sha256=entry["sha256"], url=url, from_cache=True)
 
@@ -212,8 +212,20 @@ def find_by_digest(layout: CacheLayout, digest: str, file_name: str) -> Path | N
     path = layout.image(digest, file_name)
     sizes = {e.get("size") for e in read_index(layout).values() if e.get("sha256") == digest}
     if sizes:
-        return path if any(_has_size(path, s) for s in sizes) else None
-    return path if path.is_file() else None  # only a verified file is ever renamed there
+        return path if any(_has_size(path, s) for s in sizes) and _self_contained(path) else None
+    return path if path.is_file() and _self_contained(path) else None  # only a verified file is renamed there
+
+
+def _self_contained(path: Path) -> bool:
+    """A cached image is inspected again before it is used: a cache written before eulerpub inspected fetched
+    images may hold one that is not a self-contained qcow2. Such a file is deleted, so it is fetched again."""
+    try:
+        imagefile.inspect(path, "qcow2", bootable=False)
+    except imagefile.BadImage as exc:
+        log.warning("deleting a cached image that is not a self-contained qcow2: %s", exc)
+        path.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def _has_size(path: Path, size: object) -> bool:
