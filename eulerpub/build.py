@@ -23,12 +23,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eulerpub import __version__, convert, dib, hostenv, paths
+from eulerpub import __version__, bootmodes, convert, dib, hostenv, paths
 from eulerpub.errors import EulerpubError, ToolError
 from eulerpub.manifest import (
     RECORD_NAME,
     Artifact,
     BaseImage,
+    BootLayout,
     BuildRecord,
     read_record,
     sha256_file,
@@ -93,6 +94,7 @@ class BuildPlan:
             "formats": self.formats,
             "directory": str(self.final_dir),
             "image_name": self.image_name,
+            "boot": bootmodes.resolve_layout(self.profile.boot, self.arch),
             "dib": {"argv": self.command.argv, "env": self.command.env, "shell": self.command.shell()},
         }
 
@@ -105,9 +107,11 @@ class BuildResult:
     seconds: float = 0.0
 
 
-def resolve_elements(profile: Profile) -> list[str]:
-    """The DIB element list: the base element, `vm` (we always make disk images), the profile's."""
-    ordered = [profile.base_element, "vm", *profile.elements]
+def resolve_elements(profile: Profile, arch: str = "x86_64") -> list[str]:
+    """The DIB element list: the base element, `vm` (we always make disk images), the block-device element of
+    the boot layout (`bootmodes`), the profile's."""
+    layout = bootmodes.resolve_layout(profile.boot, arch)
+    ordered = [profile.base_element, "vm", bootmodes.layout_element(layout), *profile.elements]
     return list(dict.fromkeys(ordered))
 
 
@@ -158,7 +162,7 @@ def plan_build(profile: Profile, *, release: str | None = None, arch: str | None
                fetcher: Callable[..., object] | None = None, trace: bool = False) -> BuildPlan:
     """Resolve what to build. With fetch=False (dry run) the base is named but not downloaded."""
     release, arch = profile.check_target(release, arch)
-    elements = resolve_elements(profile)
+    elements = resolve_elements(profile, arch)
     search = dib.element_search_path(paths.elements_dir(), [Path(d).resolve() for d in elements_dirs])
     dib.check_elements(search, elements)
     elements_hash = dib.tree_hash(search)
@@ -239,6 +243,9 @@ def run_build(plan: BuildPlan, *, force: bool = False,
         raise EulerpubError(f"less than {MIN_FREE_BYTES // 1024**3} GiB free under {plan.output}; "
                             "free some space or pick another --output")
     facts = hostenv.detect()
+    if bootmodes.LAYOUT_ELEMENT["hybrid"] in plan.elements and facts.esp_method == "none":
+        raise EulerpubError("this host can neither mount vfat nor write FAT with mtools, so it cannot build an "
+                            "image with an ESP; install mtools, or build with `boot: bios`")
     started = time.monotonic()
     with hostenv.build_lock():
         hostenv.teardown_stale()
@@ -286,6 +293,9 @@ def _finish(plan: BuildPlan, log_path: Path, final_log: Path) -> BuildRecord:
         made[fmt] = Artifact(format=fmt, path=dest.name, size=dest.stat().st_size,
                              virtual_size=convert.virtual_size(dest, fmt), sha256=sha256_file(dest))
     artifacts = [made[f] for f in plan.formats]
+    with open(plan.partial_dir / made["raw"].path if "raw" in made else raw, "rb") as disk:
+        table = bootmodes.parse_partition_table(disk.read(bootmodes.HEAD_BYTES))
+    layout = bootmodes.resolve_layout(plan.profile.boot, plan.arch)
     packages = read_package_list(plan.command.output_stem.parent / "image.d" / "dib-manifests" / PACKAGE_LIST)
     return BuildRecord(
         build_id=plan.build_id,
@@ -303,6 +313,8 @@ def _finish(plan: BuildPlan, log_path: Path, final_log: Path) -> BuildRecord:
         log=final_log.name,
         checks=list(plan.profile.checks),
         inputs=plan.inputs,
+        boot=BootLayout(layout=layout, modes=sorted(bootmodes.LAYOUT_MODES[layout]),
+                        partition_table=table.to_json()),
     )
 
 

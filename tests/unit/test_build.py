@@ -63,7 +63,8 @@ def fake_env(tmp_path, monkeypatch):
 
 
 def test_elements_always_include_vm_once():
-    assert build.resolve_elements(profile(elements=["vm", "hpc-toolchain"])) == ["openeuler", "vm", "hpc-toolchain"]
+    assert build.resolve_elements(profile(elements=["vm", "hpc-toolchain"])) == [
+        "openeuler", "vm", "block-device-efi", "hpc-toolchain"]
 
 
 def test_build_id_follows_image_inputs_not_publish_settings():
@@ -72,7 +73,7 @@ def test_build_id_follows_image_inputs_not_publish_settings():
 
     plain = bid(profile())
     assert plain == bid(profile(description="other words", clouds={"aws": {"regions": ["us-west-2"]}}))
-    assert plain != bid(profile(env={"DIB_EULER_KEEP_SOFTLOCKUP_PANIC": "0"}))
+    assert plain != bid(profile(env={"DIB_EULER_CMDLINE_DROP": "softlockup_panic=1"}))
     assert plain != bid(profile(), base="bb")
     assert plain != bid(profile(packages=["vim"]))
 
@@ -88,7 +89,8 @@ def test_read_package_list(tmp_path):
 def test_dry_run_plan_names_the_command(tmp_path):
     plan = build.plan_build(profile(), output=tmp_path, mirror="http://m.example/", fetch=False)
     described = plan.describe()
-    assert described["dib"]["argv"][-3:] == ["openeuler", "vm", "openeuler-cloud"]
+    assert described["dib"]["argv"][-4:] == ["openeuler", "vm", "block-device-efi", "openeuler-cloud"]
+    assert described["boot"] == "hybrid"
     assert described["dib"]["env"]["DIB_EULER_MIRROR"] == "http://m.example"
     assert "TMP_DIR" in described["dib"]["env"] and "TMPDIR" not in described["dib"]["env"]
 
