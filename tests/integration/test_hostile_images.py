@@ -298,3 +298,16 @@ def test_base_extraction_accepts_a_self_contained_qcow2(tmp_path):
     qemu_img("convert", "-f", "raw", "-O", "qcow2", raw, image)
     result = run_root_d(image, tmp_path)
     assert "converting" in result.stdout, result.stderr
+
+
+def test_a_cached_base_that_is_not_a_qcow2_is_deleted_and_fetched_again(published_image):
+    """A cache written before fetch inspected its images may hold anything under a verified digest."""
+    from eulerpub.fetch import fetch_base
+
+    first = fetch_base(RELEASE, "x86_64", progress=False)
+    size = first.path.stat().st_size
+    first.path.write_bytes((b"not a disk image\n" * (size // 17 + 1))[:size])  # same size: the index agrees
+    published_image.mirror.clear_log()
+    again = fetch_base(RELEASE, "x86_64", progress=False)
+    assert not again.from_cache and again.path.read_bytes() == published_image.source.read_bytes()
+    assert published_image.mirror.bytes_sent("*.qcow2.xz") > 0, "downloaded again"
