@@ -189,13 +189,14 @@ def aws_mode_for(modes: frozenset[Mode]) -> AwsBootMode | None:
     return None
 
 
-def huawei_firmware(mode: AwsBootMode) -> Literal["bios", "uefi"]:
-    """IMS `hw_firmware_type`: UEFI only for UEFI-only images; a hybrid image is registered as BIOS."""
+def huawei_firmware(mode: AwsBootMode | None) -> Literal["bios", "uefi"]:
+    """IMS `hw_firmware_type`: UEFI only for UEFI-only images. IMS has no "UEFI if possible", so a hybrid image
+    is registered as BIOS, which every x86 flavor boots."""
     return "uefi" if mode == "uefi" else "bios"
 
 
-def tencent_boot_mode(mode: AwsBootMode) -> Literal["Legacy BIOS", "UEFI"]:
-    """CVM ImportImage `BootMode`: the same rule as Huawei's."""
+def tencent_boot_mode(mode: AwsBootMode | None) -> Literal["Legacy BIOS", "UEFI"]:
+    """CVM ImportImage `BootMode`: the same rule as Huawei's (CVM has no "UEFI if possible" either)."""
     return "UEFI" if mode == "uefi" else "Legacy BIOS"
 
 

@@ -66,7 +66,7 @@ from huaweicloudsdkims.v2 import (
 )
 from huaweicloudsdkims.v2.region.ims_region import ImsRegion
 
-from eulerpub import retry
+from eulerpub import bootmodes, retry
 from eulerpub.clouds import boto, sdkutil
 from eulerpub.clouds.base import (
     TAG_ARCH,
@@ -137,9 +137,7 @@ def ims_architecture(arch: Arch) -> Literal["x86", "arm"]:
 def firmware_type(arch: Arch, boot_mode: BootMode | None) -> Literal["bios", "uefi"]:
     """aarch64 boots UEFI only; x86_64 boots BIOS unless UEFI is asked for. IMS has no "UEFI if possible", so
     uefi-preferred means BIOS, which every x86 flavor boots."""
-    if arch == "aarch64" or boot_mode == "uefi":
-        return "uefi"
-    return "bios"
+    return bootmodes.huawei_firmware("uefi" if arch == "aarch64" else boot_mode)
 
 
 def choose_os_version(release: str, arch: Arch, available: Sequence[str]) -> str:

@@ -32,7 +32,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.cvm.v20170312 import models
 from tencentcloud.cvm.v20170312.cvm_client import CvmClient
 
-from eulerpub import retry
+from eulerpub import bootmodes, retry
 from eulerpub.clouds import boto, sdkutil
 from eulerpub.clouds.base import (
     TAG_BUILD_ID,
@@ -86,9 +86,7 @@ def cvm_architecture(arch: Arch) -> Literal["x86_64", "arm_64"]:
 def cvm_boot_mode(arch: Arch, boot_mode: BootMode | None) -> Literal["Legacy BIOS", "UEFI"]:
     """arm_64 boots UEFI only; x86_64 boots Legacy BIOS unless UEFI is asked for (CVM has no "UEFI if
     possible", so uefi-preferred means Legacy BIOS, which every x86 instance type boots)."""
-    if arch == "aarch64" or boot_mode == "uefi":
-        return "UEFI"
-    return "Legacy BIOS"
+    return bootmodes.tencent_boot_mode("uefi" if arch == "aarch64" else boot_mode)
 
 
 def choose_import_os(release: str, arch: Arch, linux: Sequence[str] | None,

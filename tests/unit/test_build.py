@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from eulerpub import build, hostenv
-from eulerpub.errors import EulerpubError
+from eulerpub.errors import EulerpubError, UsageError
 from eulerpub.manifest import read_record, sha256_file
 from eulerpub.profiles import Profile
 
@@ -65,6 +65,13 @@ def fake_env(tmp_path, monkeypatch):
 def test_elements_always_include_vm_once():
     assert build.resolve_elements(profile(elements=["vm", "hpc-toolchain"])) == [
         "openeuler", "vm", "block-device-efi", "hpc-toolchain"]
+
+
+def test_the_boot_setting_picks_the_block_device_element():
+    assert "block-device-mbr" in build.resolve_elements(profile(boot="bios"))
+    assert "block-device-efi" in build.resolve_elements(profile(arches=["aarch64"]), "aarch64")
+    with pytest.raises(UsageError, match="boot: bios cannot be built for aarch64"):
+        build.resolve_elements(profile(boot="bios", arches=["aarch64"]), "aarch64")
 
 
 def test_build_id_follows_image_inputs_not_publish_settings():
