@@ -18,7 +18,9 @@ before that carry `eulerpub:build-id` and are still read and found. A private im
 projects is listed as `__imagetype=shared`, so listings ask for both private and shared images.
 
 Cross-region copies need an IAM agency that lets IMS act for the account (`--agency`, `clouds.huawei.agency`);
-CopyImageCrossRegion refuses a copy without one.
+CopyImageCrossRegion refuses a copy without one. With the account id in `HUAWEICLOUD_SDK_DOMAIN_ID` (the SDK's
+own variable) preflight asks IAM (ListAgencies) that the agency exists; IAM is reached through the SDK's lookup,
+which honours `HUAWEICLOUD_SDK_REGION_IAM_{REGION}`.
 
 Prune's leftovers are the uploads in OBS only: an image IMS makes from a file keeps no snapshot of the
 account's own (no EVS snapshot to list or orphan).
@@ -32,7 +34,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.auth.credentials import BasicCredentials, GlobalCredentials
 from huaweicloudsdkcore.exceptions.exceptions import (
     ConnectionException,
     RequestTimeoutException,
@@ -40,6 +42,8 @@ from huaweicloudsdkcore.exceptions.exceptions import (
     ServiceResponseException,
 )
 from huaweicloudsdkcore.http.http_config import HttpConfig
+from huaweicloudsdkiam.v3 import IamClient, ListAgenciesRequest
+from huaweicloudsdkiam.v3.region.iam_region import IamRegion
 from huaweicloudsdkims.v2 import (
     AddImageTagRequest,
     AddImageTagRequestBody,
@@ -94,6 +98,7 @@ log = logging.getLogger(__name__)
 
 CLOUD = "huawei"
 AK, SK, PROJECT_ID = "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_PROJECT_ID"
+DOMAIN_ID = "HUAWEICLOUD_SDK_DOMAIN_ID"  # the account id: IAM's ListAgencies needs it
 IMS_ENDPOINT = "EULERPUB_HUAWEI_IMS_ENDPOINT"
 OBS_ENDPOINT = "EULERPUB_HUAWEI_OBS_ENDPOINT"
 OBS_DEFAULT = "https://obs.{region}.myhuaweicloud.com"
@@ -246,6 +251,13 @@ ERRORS = sdkutil.ErrorMapper(CLOUD, (SdkException,), _inspect,
                              f"{AK}, {SK} and the region's project id ({PROJECT_ID}_<REGION> or {PROJECT_ID})")
 
 
+def _http_config() -> HttpConfig:
+    config = HttpConfig.get_default_config()
+    config.timeout = (CONNECT_TIMEOUT, READ_TIMEOUT)
+    config.retry_times = 0  # eulerpub.retry is the one retry policy
+    return config
+
+
 # -- the adapter --------------------------------------------------------------------------------------------------
 
 class HuaweiAdapter:
@@ -282,10 +294,7 @@ class HuaweiAdapter:
 
     def _make_client(self, region: str) -> ImsClient:
         ak, sk = self._keys()
-        config = HttpConfig.get_default_config()
-        config.timeout = (CONNECT_TIMEOUT, READ_TIMEOUT)
-        config.retry_times = 0  # eulerpub.retry is the one retry policy
-        builder = (ImsClient.new_builder().with_http_config(config)
+        builder = (ImsClient.new_builder().with_http_config(_http_config())
                    .with_credentials(BasicCredentials(ak, sk, self._project_id(region))))
         override = sdkutil.endpoint_override(IMS_ENDPOINT, region)
         if override:
@@ -313,6 +322,36 @@ class HuaweiAdapter:
         for region in spec.regions:
             self._available_os_versions(region)  # proves credentials, project id and endpoint per region
         self._staging_area().check_bucket(spec.source_region, spec.bucket or "")
+        if spec.copy_to and spec.agency:
+            self._check_agency(spec.source_region, spec.agency)
+
+    def _check_agency(self, region: str, agency: str) -> None:
+        """IAM ListAgencies by name: the agency the copies will name exists. Needs the account id; IAM refusing
+        the read (a publishing user often may not read IAM) leaves the check to the first copy."""
+        domain = sdkutil.env(DOMAIN_ID)
+        if domain is None:
+            log.info("%s: agency %r not checked in IAM (set %s to check it)", CLOUD, agency, DOMAIN_ID)
+            return
+        ak, sk = self._keys()
+        try:
+            iam_region = IamRegion.value_of(region)
+        except KeyError:
+            raise UsageError(f"{region!r} is not a Huawei Cloud region IAM serves") from None
+        client = (IamClient.new_builder().with_http_config(_http_config())
+                  .with_credentials(GlobalCredentials(ak, sk, domain)).with_region(iam_region).build())
+        request = ListAgenciesRequest(domain_id=domain, name=agency)
+        try:
+            found = retry.call(client.list_agencies, request).agencies or []
+        except ServiceResponseException as exc:
+            if exc.status_code != 403:
+                raise ERRORS.translate(exc, region, "list_agencies") from exc
+            log.warning("%s: IAM refused to list agencies (%s); agency %r is not checked", CLOUD, exc.error_code,
+                        agency)
+            return
+        except SdkException as exc:
+            raise ERRORS.translate(exc, region, "list_agencies") from exc
+        if not any(a.name == agency for a in found):
+            raise UsageError(AGENCY_HINT.format(what=f"IAM has no agency {agency!r}; copying to other regions needs"))
 
     def _check_offline(self, spec: PublishSpec) -> None:
         ims_architecture(spec.identity.arch)

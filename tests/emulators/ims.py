@@ -71,7 +71,7 @@ class ImsError(Exception):
         self.status, self.code, self.message = status, code, message
 
     def payload(self) -> dict:
-        if self.code.startswith("APIGW."):
+        if self.code.startswith(("APIGW.", "IAM.")):
             return {"error_code": self.code, "error_msg": self.message}
         return {"error": {"code": self.code, "message": self.message}}
 
@@ -169,7 +169,9 @@ _ROUTES = [  # method, path as the SDK sends it, action (SDK operation name), ha
     ("POST", r"/v2/(?P<project_id>[^/]+)/images/(?P<image_id>[^/]+)/tags", "AddImageTag", "_add_image_tag"),
     ("POST", r"/v2/(?P<project_id>[^/]+)/images/resource_instances/action", "ListImageByTags",
      "_list_image_by_tags"),
+    ("GET", r"/v3.0/OS-AGENCY/agencies", "ListAgencies", "_list_agencies"),  # IAM, on every region's port
 ]
+_IAM_PREFIX = "/v3.0/"
 
 _NAME_CHARS = re.compile(r"^[0-9A-Za-z\u4e00-\u9fa5_\-. ]+$")
 _PROJECT_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -201,7 +203,8 @@ class ImsEmulator:
                  sk: str = "emulator-secret-key", projects: dict[str, str] | None = None,
                  object_exists: Callable[[str, str], bool] | None = None,
                  os_versions: tuple[OsVersion, ...] = DEFAULT_OS_VERSIONS, timing: Timing | None = None,
-                 max_clock_skew: float = 900, agencies: tuple[str, ...] = DEFAULT_AGENCIES):
+                 max_clock_skew: float = 900, agencies: tuple[str, ...] = DEFAULT_AGENCIES,
+                 domain_id: str = hashlib.md5(b"account").hexdigest(), iam_readable: bool = True):
         self.ak, self.sk = ak, sk
         self.projects = projects or {r: hashlib.md5(r.encode()).hexdigest() for r in regions}
         self.objects: set[tuple[str, str]] = set()
@@ -210,6 +213,8 @@ class ImsEmulator:
         self.timing = timing or Timing()
         self.max_clock_skew = max_clock_skew
         self.agencies = set(agencies)  # the IAM agencies (delegated to IMS) the account has created
+        self.domain_id = domain_id  # the account id IAM's calls carry (X-Domain-Id)
+        self.iam_readable = iam_readable  # False: the caller may not read IAM (ListAgencies answers 403)
         self.faults = Faults()
         self.images: dict[str, Image] = {}
         self.jobs: dict[str, Job] = {}
@@ -249,8 +254,10 @@ class ImsEmulator:
         return self.endpoints[self.regions[0]]
 
     def sdk_env(self) -> dict[str, str]:
-        """Environment that makes `ImsRegion.value_of(region)` resolve to this emulator."""
-        return {f"HUAWEICLOUD_SDK_REGION_IMS_{r.replace('-', '_').upper()}": url for r, url in self.endpoints.items()}
+        """Environment that makes `ImsRegion.value_of(region)` and `IamRegion.value_of(region)` resolve to this
+        emulator."""
+        return {f"HUAWEICLOUD_SDK_REGION_{service}_{r.replace('-', '_').upper()}": url
+                for r, url in self.endpoints.items() for service in ("IMS", "IAM")}
 
     def calls(self, action: str) -> list[Call]:
         return [call for call in self.requests if call.action == action]
@@ -285,8 +292,14 @@ class ImsEmulator:
         return HttpResponse.json(status, payload, {"X-Request-Id": request_id})
 
     def _authenticate(self, region: str, request: HttpRequest) -> str:
+        """The caller's project id (for IAM's global calls, which carry the account's X-Domain-Id: "")."""
         try:
             verify_sdk_hmac(request, lambda ak: self.sk if ak == self.ak else None, self.max_clock_skew)
+            if request.path.startswith(_IAM_PREFIX):
+                domain = request.header("X-Domain-Id")
+                if domain != self.domain_id:
+                    raise AuthError("domain", f"X-Domain-Id {domain!r} is not this account's")
+                return ""
             project = request.header("X-Project-Id")
             if project != self.projects[region]:
                 raise AuthError("project", f"X-Project-Id {project!r} is not a project of region {region}")
@@ -577,6 +590,20 @@ class ImsEmulator:
         _check_tags({tag["key"]: tag.get("value", "")})
         image.tags[tag["key"]] = tag.get("value", "")
         return 204, None
+
+    def _list_agencies(self, ctx: _Ctx) -> tuple[int, dict]:
+        """IAM ListAgencies (GET /v3.0/OS-AGENCY/agencies, huaweicloudsdkiam ListAgenciesRequest): `domain_id`
+        is required and must be the caller's account; `name` filters; agencies here are delegated to IMS."""
+        if not self.iam_readable:
+            raise ImsError(403, "IAM.0003", "Policy doesn't allow iam:agencies:listAgencies to be performed.")
+        if ctx.query.get("domain_id") != self.domain_id:
+            raise ImsError(403, "IAM.0003", "domain_id is required and must be the caller's account")
+        name = ctx.query.get("name")
+        agencies = [{"id": hashlib.md5(a.encode()).hexdigest(), "name": a, "domain_id": self.domain_id,
+                     "trust_domain_id": "op_svc_ims_id", "trust_domain_name": "op_svc_ims", "duration": "FOREVER",
+                     "description": "", "create_time": "2020-01-01T00:00:00.000000"}
+                    for a in sorted(self.agencies) if name in (None, a)]
+        return 200, {"agencies": agencies}
 
     def _list_image_by_tags(self, ctx: _Ctx) -> tuple[int, dict]:
         """ListImageByTags (POST /v2/{project_id}/images/resource_instances/action, ListImageByTagsRequestBody):

@@ -75,6 +75,38 @@ def test_every_copy_carries_the_agency_and_the_emulator_refuses_one_without_it(h
             client.copy_image_cross_region(CopyImageCrossRegionRequest(image_id=source_id, body=body))
 
 
+def with_agency(args: list[str], agency: str) -> list[str]:
+    at = args.index("--agency")
+    return [*args[:at + 1], agency, *args[at + 2:]]
+
+
+def test_an_agency_iam_does_not_know_fails_the_dry_run_preflight(harness, cli, images, monkeypatch):
+    monkeypatch.setenv("HUAWEICLOUD_SDK_DOMAIN_ID", harness.emulator.domain_id)
+
+    result = cli(*with_agency(harness.args(images["qcow2"], "--dry-run"), "no-such-agency"))
+
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "IAM has no agency 'no-such-agency'" in line and "Create Agency" in line and "--agency NAME" in line
+    (lookup,) = harness.emulator.calls("ListAgencies")
+    assert lookup.query == {"domain_id": harness.emulator.domain_id, "name": "no-such-agency"}
+    assert harness.creates() == 0 and harness.moto.calls("CreateMultipartUpload") == []
+
+
+def test_an_agency_iam_knows_passes_and_an_unreadable_iam_leaves_the_check_to_the_copy(harness, cli, images,
+                                                                                       monkeypatch):
+    monkeypatch.setenv("HUAWEICLOUD_SDK_DOMAIN_ID", harness.emulator.domain_id)
+    assert cli(*harness.args(images["qcow2"], "--dry-run")).exit_code == 0
+    harness.emulator.iam_readable = False  # a publishing user without IAM read permission
+
+    result = cli(*with_agency(harness.args(images["qcow2"], "--dry-run"), "no-such-agency"))
+
+    assert result.exit_code == 0, result.stderr
+    assert "IAM refused to list agencies" in result.stderr
+    assert [c.error for c in harness.emulator.calls("ListAgencies")] == [None, "IAM.0003"]
+    assert harness.creates() == 0
+
+
 # -- 3. strict tag keys, and images tagged the old way ------------------------------------------------------------
 
 def test_a_tag_outside_the_strict_ims_rules_is_refused_before_anything_is_uploaded(harness, cli, images):
