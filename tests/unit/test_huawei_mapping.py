@@ -12,7 +12,13 @@ from huaweicloudsdkcore.exceptions.exceptions import (
 
 from eulerpub import retry
 from eulerpub.clouds import huawei
+from eulerpub.clouds.base import BuildIdentity, DiskImage
 from eulerpub.errors import CredentialsError, UsageError
+from eulerpub.profiles import CloudDefaults, Profile
+from eulerpub.publish.plan import PublishOptions, make_spec
+from eulerpub.publish.source import Source
+from eulerpub.release.config import ReleaseConfig
+from eulerpub.release.matrix import expand
 
 IMS_VERSIONS = ["openEuler 20.03 64bit", "openEuler 22.03 64bit", "openEuler 24.03 64bit", "CentOS 7.9 64bit",
                 "Other Linux(64 bit)"]
@@ -131,3 +137,26 @@ def test_missing_keys_and_project_ids_are_named(monkeypatch):
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID_CN_NORTH_4", "e" * 32)
     assert adapter._project_id("cn-north-4") == "e" * 32
     assert adapter._project_id("cn-east-3") == "f" * 32
+
+
+def test_the_agency_comes_from_the_command_line_then_release_yaml_then_the_profile(tmp_path):
+    source = Source(image=DiskImage(path=tmp_path / "disk.raw", format="raw", size=10, virtual_size=10,
+                                    sha256="0" * 64),
+                    identity=BuildIdentity("b-1", "minimal", "24.03-LTS-SP1", "x86_64"),
+                    name="openEuler-24.03-LTS-SP1-x86_64-minimal-20250101", journal_dir=tmp_path / "publish")
+    defaults = CloudDefaults(regions=["cn-north-4"], copy_to=["cn-east-3"], bucket="b", agency="from-profile")
+    assert make_spec("huawei", source, PublishOptions(), defaults).agency == "from-profile"
+    assert make_spec("huawei", source, PublishOptions(agency="from-cli"), defaults).agency == "from-cli"
+    with pytest.raises(UsageError, match="--agency is Huawei Cloud only"):
+        make_spec("aws", source, PublishOptions(agency="x"), CloudDefaults(regions=["us-east-1"]))
+
+    profiles = {"min": Profile(name="min", releases=["24.03-LTS-SP1"], arches=["x86_64"],
+                               clouds={"huawei": defaults})}
+    clouds = {"huawei": {"regions": ["cn-north-4"]}}
+    (cell,) = expand(ReleaseConfig(profiles=["min"], releases=["24.03-LTS-SP1"], arches=["x86_64"], clouds=clouds),
+                     profiles, source=tmp_path / "release.yaml")
+    assert cell.agency == "from-profile"
+    clouds["huawei"]["agency"] = "from-release-yaml"
+    (cell,) = expand(ReleaseConfig(profiles=["min"], releases=["24.03-LTS-SP1"], arches=["x86_64"], clouds=clouds),
+                     profiles, source=tmp_path / "release.yaml")
+    assert cell.agency == "from-release-yaml"
