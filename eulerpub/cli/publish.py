@@ -120,8 +120,9 @@ def command(
                                                   "(repeatable).")] = None,
     keep_object: Annotated[bool, typer.Option("--keep-object", help="Keep the uploaded object after the "
                                               "import (it is deleted by default).")] = False,
-    quick_import: Annotated[bool, typer.Option("--quick-import", help="Huawei: IMS fast import "
-                                               "(import_image_quick) of a raw image, up to 1 TiB.")] = False,
+    quick_import: Annotated[bool, typer.Option("--quick-import", help="Huawei: IMS fast import; refused, "
+                                               "since it takes ZVHD2 or RAW with a qemu-img-hw bitmap, which "
+                                               "eulerpub does not make.")] = False,
     agency: Annotated[str | None, typer.Option("--agency", help="Huawei: the IAM agency that lets IMS copy "
                                                "images across regions (needed with --copy-to; default: "
                                                "clouds.huawei.agency).")] = None,

@@ -102,7 +102,7 @@ class PublishSpec:
     bucket: str | None = None
     boot_mode: BootMode | None = None
     keep_object: bool = False
-    quick_import: bool = False  # Huawei only: IMS fast import (import_image_quick) of a raw image
+    quick_import: bool = False  # Huawei only: IMS fast import, which the adapter refuses (see huawei.py)
     agency: str | None = None  # Huawei only: the IAM agency IMS copies images across regions with
     wait: WaitParams = field(default_factory=WaitParams)
     description: str = ""

@@ -197,13 +197,6 @@ def select_images(images: list[ImageRef], *, name: str | None, profile: str | No
     return sorted(chosen, key=lambda i: i.created, reverse=True)
 
 
-def check_tag_keys(cloud: str, tags: Mapping[str, str], forbidden: str) -> None:
-    for key in tags:
-        bad = [c for c in forbidden if c in key]
-        if bad or not key:
-            raise UsageError(f"tag key {key!r} cannot be used on {cloud} (no {' '.join(forbidden)} allowed)")
-
-
 def min_disk_gib(virtual_size: int, low: int, high: int) -> int:
     """The image's virtual size in whole GiB (rounded up), at least `low`; UsageError above `high`."""
     size = whole_gib(virtual_size)
