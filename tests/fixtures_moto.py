@@ -401,7 +401,7 @@ def _snapshot_from_bytes(region: str, raw: bytes, description: str) -> str:
     gib = max(1, -(-len(raw) // 1024**3))
     volume = ec2.create_volume(size=gib, zone_name=f"{region}a")
     snapshot = ec2.create_snapshot(volume.id, description)
-    snapshot.encrypted = ec2.ebs_encryption_by_default
+    _encrypt_by_default(ec2, snapshot)
     ebs_snapshot = EBSSnapshot(account_id=ACCOUNT, snapshot=snapshot)
     for index in range(-(-len(raw) // BLOCK)):
         chunk = raw[index * BLOCK:(index + 1) * BLOCK].ljust(BLOCK, b"\0")
@@ -411,6 +411,20 @@ def _snapshot_from_bytes(region: str, raw: bytes, description: str) -> str:
     ebs_snapshot.status = "completed"
     ebs_backends[ACCOUNT][region].snapshots[snapshot.id] = ebs_snapshot
     return snapshot.id
+
+
+AWS_MANAGED_EBS_KEY = "alias/aws/ebs"  # GetEbsDefaultKmsKeyId until the account picks a key (moto answers nothing)
+
+
+def _default_ebs_key(ec2: Any) -> str:
+    return ec2.default_kms_key_id or AWS_MANAGED_EBS_KEY
+
+
+def _encrypt_by_default(ec2: Any, snapshot: Any) -> None:
+    """With EBS encryption by default on, a new snapshot is encrypted with the region's default key (EBS User
+    Guide, "Encryption by default"; EBS direct StartSnapshot "Encrypted"); moto leaves it plain."""
+    if ec2.ebs_encryption_by_default:
+        snapshot.encrypted, snapshot.kms_key_id = True, _default_ebs_key(ec2)
 
 
 def _partition(region: str) -> str:
@@ -479,7 +493,7 @@ def _install(mp: pytest.MonkeyPatch, harness: MotoHarness) -> None:
         source = ec2_backends[ACCOUNT][params["SourceRegion"]].describe_images(ami_ids=[params["SourceImageId"]])[0]
         ami = self.ec2_backend.copy_image(source.id, params["SourceRegion"], params["Name"], params["Description"])
         snapshot = ami.ebs_snapshot
-        snapshot.encrypted = self.ec2_backend.ebs_encryption_by_default  # a copy gets the region's default
+        _encrypt_by_default(self.ec2_backend, snapshot)  # a copy gets the destination region's default
         ami.recorded_bdm = [{**m, "Ebs": {**m.get("Ebs", {}), "SnapshotId": snapshot.id}}
                             for m in source.block_device_mappings]
         tags = {t["key"]: t["value"] for t in source.get_tags()} if params["CopyImageTags"] else {}
@@ -586,17 +600,21 @@ def _install(mp: pytest.MonkeyPatch, harness: MotoHarness) -> None:
 
     original_modify_snapshot_attribute = EC2Response.modify_snapshot_attribute
 
+    def get_ebs_default_kms_key_id(self: Any) -> ActionResult:
+        return ActionResult({"KmsKeyId": _default_ebs_key(self.ec2_backend)})
+
     def modify_snapshot_attribute(self: Any) -> Any:
-        # "You can't share snapshots that are encrypted with the default AWS managed key" (EC2 User Guide,
-        # "Share an Amazon EBS snapshot"); public sharing is refused while snapshot block public access is on
-        # (botocore ec2 model, GetSnapshotBlockPublicAccessState / SnapshotBlockPublicAccessState).
+        # EBS User Guide, "Share an Amazon EBS snapshot": encrypted snapshots cannot be made public, and ones
+        # encrypted with the AWS managed key cannot be shared at all. Public sharing is refused while snapshot
+        # block public access is on (botocore ec2 model, SnapshotBlockPublicAccessState).
         snapshot = self.ec2_backend.snapshots.get(self._get_param("SnapshotId"))
         if self._get_param("OperationType") == "add" and snapshot is not None:
-            if snapshot.encrypted:
-                raise EC2ClientError("InvalidParameter", "Snapshots encrypted with the AWS Managed CMK can't be "
-                                     "shared. Specify another snapshot.")
+            public = "all" in (self._get_param("GroupNames") or [])
+            if snapshot.encrypted and (public or snapshot.kms_key_id in (None, AWS_MANAGED_EBS_KEY)):
+                raise EC2ClientError("InvalidParameter", "Encrypted snapshots cannot be made public, and ones "
+                                     "encrypted with the AWS managed key cannot be shared.")
             state = harness.snapshot_block_public_access.get(self.region, "unblocked")
-            if "all" in (self._get_param("GroupNames") or []) and state != "unblocked":
+            if public and state != "unblocked":
                 raise EC2ClientError("OperationNotPermitted", f"Block public access for snapshots is {state}")
         return original_modify_snapshot_attribute(self)
 
@@ -622,6 +640,7 @@ def _install(mp: pytest.MonkeyPatch, harness: MotoHarness) -> None:
                      ("describe_import_snapshot_tasks", describe_import_snapshot_tasks),
                      ("get_image_block_public_access_state", get_image_block_public_access_state),
                      ("get_snapshot_block_public_access_state", get_snapshot_block_public_access_state),
+                     ("get_ebs_default_kms_key_id", get_ebs_default_kms_key_id),
                      ("modify_snapshot_attribute", modify_snapshot_attribute),
                      ("deregister_image", deregister_image)):
         mp.setattr(EC2Response, name, fn, raising=False)
@@ -643,9 +662,7 @@ def _install(mp: pytest.MonkeyPatch, harness: MotoHarness) -> None:
         snapshot_id = original_start(self).result["SnapshotId"]
         ec2_snapshot = self.ebs_backend.ec2_backend.snapshots[snapshot_id]
         ec2_snapshot.status = "pending"
-        # With EBS encryption by default on, the new snapshot is encrypted with the default key (EBS direct
-        # docs, StartSnapshot "Encrypted"); moto leaves it plain.
-        ec2_snapshot.encrypted = self.ebs_backend.ec2_backend.ebs_encryption_by_default
+        _encrypt_by_default(self.ebs_backend.ec2_backend, ec2_snapshot)
         with harness.lock:
             if token:
                 harness.tokens[(self.region, "ebs", token)] = snapshot_id

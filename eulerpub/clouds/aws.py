@@ -60,6 +60,9 @@ IMAGE_STATES: dict[str, ImageState] = {"available": "available", "pending": "pen
                                        "error": "failed", "invalid": "failed", "deregistered": "failed",
                                        "disabled": "failed", "transient": "pending"}
 DEFAULT_PUBLIC_AMI_QUOTA = 5  # public AMIs per region unless AWS raised it for the account
+# GetEbsDefaultKmsKeyId's answer while the account has not chosen a key of its own: the AWS managed key, whose
+# snapshots cannot be shared with other accounts (EC2 User Guide, "Share an Amazon EBS snapshot").
+AWS_MANAGED_EBS_KEY = "alias/aws/ebs"
 # An image id fresh from copy_image may not be visible yet (eventual consistency): tolerate "not found" this long.
 NOT_FOUND_GRACE_POLLS = 4
 
@@ -143,12 +146,36 @@ class AwsAdapter:
         encrypted = self._call(region, "get_ebs_encryption_by_default",
                                ec2.get_ebs_encryption_by_default)["EbsEncryptionByDefault"]
         if encrypted:
-            raise UsageError(f"EBS encryption by default is on in {region}, so the image's snapshot would be "
-                             "encrypted with the default key, and AWS does not let such a snapshot be shared or "
-                             "made public; turn it off (aws ec2 disable-ebs-encryption-by-default --region "
-                             f"{region}) or drop --share/--public")
+            turn_off = f"aws ec2 disable-ebs-encryption-by-default --region {region}"
+            if public:
+                raise UsageError(f"EBS encryption by default is on in {region}, so the image's snapshot would be "
+                                 f"encrypted, and AWS never makes an encrypted snapshot public; turn it off "
+                                 f"({turn_off}) or drop --public")
+            key = self._call(region, "get_ebs_default_kms_key_id", ec2.get_ebs_default_kms_key_id)["KmsKeyId"]
+            if self._aws_managed_key(region, key):
+                raise UsageError(f"EBS encryption by default is on in {region} with the AWS managed key (aws/ebs), "
+                                 "and AWS does not let a snapshot encrypted with it be shared; turn it off "
+                                 f"({turn_off}), make a customer managed key the default (aws ec2 "
+                                 "modify-ebs-default-kms-key-id), or drop --share")
+            log.warning("%s: snapshots are encrypted with the KMS key %s; the accounts the image is shared with "
+                        "need permission to use that key to launch or copy it", region, key)
         if public:
             self._check_public_allowed(region)
+
+    def _aws_managed_key(self, region: str, key: str) -> bool:
+        """True if `key` (GetEbsDefaultKmsKeyId's answer) is the AWS managed aws/ebs key, which cannot be shared."""
+        if key.endswith(AWS_MANAGED_EBS_KEY):
+            return True
+        kms = self.clients.get("kms", region)
+        with boto.errors(CLOUD, region, "kms:DescribeKey", key):
+            try:
+                return retry.call(kms.describe_key, KeyId=key)["KeyMetadata"].get("KeyManager") == "AWS"
+            except ClientError as exc:
+                if boto.error_code(exc) not in ("AccessDeniedException", "AccessDenied"):
+                    raise
+        log.warning("%s: cannot tell whether the default EBS key %s is AWS managed (no kms:DescribeKey); if it "
+                    "is, sharing fails after the upload", region, key)
+        return False
 
     def _check_public_allowed(self, region: str) -> None:
         ec2 = self._ec2(region)

@@ -71,19 +71,39 @@ def uploads(moto):
 
 def test_ebs_encryption_by_default_stops_a_shared_publish_before_the_upload(cli, publish_env, raw_image):
     moto = publish_env
-    boto3.client("ec2", region_name=REGION).enable_ebs_encryption_by_default()
+    boto3.client("ec2", region_name=REGION).enable_ebs_encryption_by_default()  # with the AWS managed key
 
     planned = publish(cli, raw_image, "--share", "210987654321", "--dry-run")
     shared = publish(cli, raw_image, "--share", "210987654321")
+    public = publish(cli, raw_image, "--public")
 
     for result in (planned, shared):
         assert result.exit_code == 2
-        assert f"EBS encryption by default is on in {REGION}" in result.stderr
+        assert f"EBS encryption by default is on in {REGION} with the AWS managed key (aws/ebs)" in result.stderr
         assert "aws ec2 disable-ebs-encryption-by-default" in result.stderr
+    assert public.exit_code == 2 and "AWS never makes an encrypted snapshot public" in public.stderr
     assert uploads(moto) == []
 
     unshared = publish(cli, raw_image)  # nothing to share: the encrypted snapshot is fine
     assert unshared.exit_code == 0, unshared.stderr
+
+
+def test_a_customer_managed_default_key_lets_accounts_share_the_image(cli, publish_env, raw_image):
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2.enable_ebs_encryption_by_default()
+    key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
+    ec2.modify_ebs_default_kms_key_id(KmsKeyId=key)
+
+    shared = publish(cli, raw_image, "--share", "210987654321")
+
+    assert shared.exit_code == 0, shared.stderr
+    squashed = "".join(shared.stderr.split())  # the log line may be wrapped
+    assert f"encryptedwiththeKMSkey{key};theaccounts" in squashed, "say that the accounts need the key"
+    (row,) = json.loads(shared.stdout)["regions"]
+    (snapshot_id,) = row["snapshot_ids"]
+    assert ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0]["Encrypted"] is True
+    permission = ec2.describe_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission")
+    assert permission["CreateVolumePermissions"] == [{"UserId": "210987654321"}]
 
 
 def test_snapshot_block_public_access_stops_a_public_publish_before_the_upload(cli, publish_env, raw_image):
