@@ -9,7 +9,15 @@ import uuid
 
 import pytest
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
-from huaweicloudsdkims.v2 import CopyImageCrossRegionRequest, CopyImageCrossRegionRequestBody
+from huaweicloudsdkims.v2 import (
+    CopyImageCrossRegionRequest,
+    CopyImageCrossRegionRequestBody,
+    ListImageByTagsRequest,
+    ListImageByTagsRequestBody,
+    ListImagesRequest,
+    TagKeyValue,
+    Tags,
+)
 
 from eulerpub.clouds import huawei
 from eulerpub.clouds.base import WaitParams
@@ -185,3 +193,31 @@ def test_prune_sees_and_removes_an_older_shared_image(harness, cli, images):
     deleted = [(d["kind"], d["id"], d["ok"]) for d in json.loads(pruned.stdout)["deleted"]]
     assert deleted == [("image", old_id, True)]
     assert [i.id for i in harness.images(harness.source)] == [new_id]
+
+
+def test_the_emulator_lists_a_shared_image_as_shared_and_by_tags_per_the_sdk_model(harness):
+    client = huawei.HuaweiAdapter()._client(harness.source)
+    shared = seed_image(harness, harness.source, "shared-one", {"team": "hpc", "managed-by": "eulerpub"}, shared=True)
+    plain = seed_image(harness, harness.source, "plain-one", {"team": "web"}, shared=False)
+
+    def listed(imagetype):
+        return [i.id for i in client.list_images(ListImagesRequest(imagetype=imagetype)).images]
+
+    assert listed("private") == [plain.id] and listed("shared") == [shared.id]
+
+    def by_tags(**fields):
+        body = ListImageByTagsRequestBody(action=fields.pop("action", "filter"), **fields)
+        return client.list_image_by_tags(ListImageByTagsRequest(body=body))
+
+    assert [r.resource_id for r in by_tags(tags=[Tags(key="team", values=["hpc", "ml"])]).resources] == [shared.id]
+    assert [r.resource_id for r in by_tags(tags_any=[Tags(key="team", values=[])]).resources] == [shared.id, plain.id]
+    assert [r.resource_id for r in by_tags(not_tags=[Tags(key="managed-by", values=[])]).resources] == [plain.id]
+    assert by_tags(action="count", tags=[Tags(key="team", values=[])]).total_count == 2
+    (hit,) = by_tags(matches=[TagKeyValue(key="resource_name", value="shared")]).resources
+    assert (hit.resource_name, hit.resource_detail.status) == ("shared-one", "active")
+    assert {(t.key, t.value) for t in hit.tags} == {("team", "hpc"), ("managed-by", "eulerpub")}
+    for bad in ({"tags": []}, {"limit": "0"}, {"limit": "1001"}, {"action": "list"},
+                {"tags": [Tags(key=f"k{n}", values=[]) for n in range(11)]},
+                {"matches": [TagKeyValue(key="created_at", value="x")]}):
+        with pytest.raises(ClientRequestException):
+            by_tags(**bad)
