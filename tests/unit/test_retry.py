@@ -1,0 +1,55 @@
+"""retry: which failures are worth another attempt. A failed DNS lookup is not (issue 9: offline was a storm of
+seven retry warnings and a 400-character urllib3 message)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import requests
+from botocore.exceptions import EndpointConnectionError
+from urllib3.exceptions import MaxRetryError, NameResolutionError
+
+from eulerpub import retry
+
+
+def _resolution_failure() -> requests.ConnectionError:
+    """What requests raises for an unresolvable host, built the way urllib3 nests it."""
+    reason = NameResolutionError("does-not-exist.invalid", None, socket.gaierror(-2, "Name or service not known"))
+    return requests.ConnectionError(MaxRetryError(None, "/x", reason))  # type: ignore[arg-type]
+
+
+def test_a_failed_name_lookup_is_not_transient_and_names_the_host():
+    exc = _resolution_failure()
+    assert retry.unresolvable_host(exc) == "does-not-exist.invalid"
+    assert not retry.is_transient(exc)
+
+
+def test_a_lookup_failure_wrapped_by_botocore_is_found_through_the_cause_chain():
+    try:
+        try:
+            raise _resolution_failure()
+        except requests.ConnectionError as inner:
+            raise EndpointConnectionError(endpoint_url="https://ec2.us-east-1.amazonaws.com/") from inner
+    except EndpointConnectionError as exc:
+        assert retry.unresolvable_host(exc) == "does-not-exist.invalid"
+        assert not retry.is_transient(exc)
+
+
+@pytest.mark.parametrize("exc", [requests.ConnectionError("connection refused"), ConnectionResetError(),
+                                 TimeoutError()])
+def test_other_connection_failures_stay_transient(exc):
+    assert retry.unresolvable_host(exc) is None
+    assert retry.is_transient(exc)
+
+
+def test_a_real_unresolvable_host_fails_at_once():
+    attempts = []
+
+    def get():
+        attempts.append(1)
+        return requests.get("http://does-not-exist.invalid/", timeout=5)
+
+    with pytest.raises(requests.ConnectionError):
+        retry.call(get)
+    assert attempts == [1]
