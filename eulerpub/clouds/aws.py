@@ -143,15 +143,17 @@ class AwsAdapter:
     def _check_shareable(self, region: str, public: bool) -> None:
         """Sharing fails only after the upload when the account's settings forbid it: ask them first."""
         ec2 = self._ec2(region)
-        encrypted = self._call(region, "get_ebs_encryption_by_default",
-                               ec2.get_ebs_encryption_by_default)["EbsEncryptionByDefault"]
+        encrypted = self._setting(region, "GetEbsEncryptionByDefault", ec2.get_ebs_encryption_by_default,
+                                  "EbsEncryptionByDefault")
         if encrypted:
             turn_off = f"aws ec2 disable-ebs-encryption-by-default --region {region}"
             if public:
                 raise UsageError(f"EBS encryption by default is on in {region}, so the image's snapshot would be "
                                  f"encrypted, and AWS never makes an encrypted snapshot public; turn it off "
                                  f"({turn_off}) or drop --public")
-            key = self._call(region, "get_ebs_default_kms_key_id", ec2.get_ebs_default_kms_key_id)["KmsKeyId"]
+            key = self._setting(region, "GetEbsDefaultKmsKeyId", ec2.get_ebs_default_kms_key_id, "KmsKeyId")
+            if key is None:
+                return
             if self._aws_managed_key(region, key):
                 raise UsageError(f"EBS encryption by default is on in {region} with the AWS managed key (aws/ebs), "
                                  "and AWS does not let a snapshot encrypted with it be shared; turn it off "
@@ -161,6 +163,19 @@ class AwsAdapter:
                         "need permission to use that key to launch or copy it", region, key)
         if public:
             self._check_public_allowed(region)
+
+    def _setting(self, region: str, action: str, fn: Any, field: str) -> Any:
+        """An account setting the preflight reads, or None (with a warning) when these credentials may not read it:
+        a check that needs a permission the publish itself does not need must not stop the publish."""
+        with boto.errors(CLOUD, region, action):
+            try:
+                return retry.call(fn)[field]
+            except ClientError as exc:
+                if boto.error_code(exc) not in ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException"):
+                    raise
+        log.warning("%s: these credentials may not call ec2:%s, so that setting is not checked before the upload; "
+                    "if it forbids sharing, sharing fails afterwards", region, action)
+        return None
 
     def _aws_managed_key(self, region: str, key: str) -> bool:
         """True if `key` (GetEbsDefaultKmsKeyId's answer) is the AWS managed aws/ebs key, which cannot be shared."""
@@ -184,9 +199,9 @@ class AwsAdapter:
         if state != "unblocked":
             raise UsageError(f"Block Public Access for AMIs is on in {region}, so --public would fail; turn it off "
                              f"(aws ec2 disable-image-block-public-access --region {region}) or drop --public")
-        snapshots = self._call(region, "get_snapshot_block_public_access_state",
-                               ec2.get_snapshot_block_public_access_state)["State"]
-        if snapshots != "unblocked":
+        snapshots = self._setting(region, "GetSnapshotBlockPublicAccessState",
+                                  ec2.get_snapshot_block_public_access_state, "State")
+        if snapshots not in (None, "unblocked"):
             raise UsageError(f"Block Public Access for snapshots is {snapshots} in {region}, so the image's "
                              "snapshot cannot be made public and --public would fail after the upload; unblock it "
                              f"(aws ec2 disable-snapshot-block-public-access --region {region}) or drop --public")

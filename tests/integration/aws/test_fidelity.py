@@ -271,3 +271,15 @@ def test_obs_and_cos_parts_carry_a_content_md5_the_store_verifies(moto, raw_imag
         raise AssertionError("a wrong Content-MD5 was accepted")
     except client.exceptions.ClientError as exc:
         assert exc.response["Error"]["Code"] == "BadDigest"
+
+
+def test_a_setting_the_credentials_may_not_read_is_a_warning_not_a_failure(cli, publish_env, raw_image):
+    moto = publish_env
+    moto.add_fault("fail", service="ec2", action="GetEbsEncryptionByDefault", status=403,
+                   code="UnauthorizedOperation", message="You are not authorized to perform this operation.")
+
+    shared = publish(cli, raw_image, "--share", "210987654321")
+
+    assert shared.exit_code == 0, shared.stderr
+    squashed = "".join(shared.stderr.split())  # the log line may be wrapped
+    assert "maynotcallec2:GetEbsEncryptionByDefault,sothatsettingisnotcheckedbeforetheupload" in squashed
