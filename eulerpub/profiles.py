@@ -9,6 +9,7 @@ every other value replaces its parent's.
 
 from __future__ import annotations
 
+import logging
 import re
 import string
 from collections.abc import Sequence
@@ -24,10 +25,13 @@ from eulerpub.configfile import describe, read_mapping
 from eulerpub.errors import ConfigError, UsageError, quote
 from eulerpub.paths import builtin_profiles_dir, path_list_from_env
 
+log = logging.getLogger(__name__)
+
 ADDITIVE_KEYS = ("elements", "packages", "checks")
 NAME_FIELDS = frozenset({"release", "arch", "profile", "date", "build_id"})
 # What a profile may name. An element is a directory name on ELEMENTS_PATH, never a path; a package is an RPM
 # name (disk-image-create joins them with commas into one -p argument: no commas, spaces or leading dashes).
+PROFILE_NAME = re.compile(r"^\w[\w.-]{0,63}$")  # the file name's stem
 ELEMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PACKAGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$")
 # `env:` reaches the element scripts only: variables meant for elements (diskimage-builder's DIB_* and
@@ -179,6 +183,10 @@ def list_profiles(extra_dirs: Sequence[Path] = ()) -> list[ProfileSource]:
         if not directory.is_dir():
             continue
         for path in sorted(directory.glob("*.yaml")):
+            if not PROFILE_NAME.match(path.stem):  # it names images and tags, and is printed to terminals
+                log.warning("ignoring %s: a profile's file name is letters, digits, '.', '_' and '-'",
+                            quote(str(path)))
+                continue
             found.setdefault(path.stem, ProfileSource(path.stem, path))
     return sorted(found.values(), key=lambda s: s.name)
 

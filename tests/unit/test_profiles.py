@@ -145,3 +145,12 @@ def test_an_error_quotes_a_short_prefix_of_a_long_value(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_profile("long", [tmp_path])
     assert len(str(err.value)) < 300 and "(5001 characters)" in str(err.value)
+
+
+def test_a_profile_file_name_with_control_characters_is_ignored_not_printed(tmp_path, cli):
+    write(tmp_path, "evil\x1b[2J", "extends: minimal\n")
+    write(tmp_path, "prüfung", "extends: minimal\n")
+    names = [s.name for s in list_profiles([tmp_path])]
+    assert "prüfung" in names and not any("\x1b" in n for n in names)
+    result = cli("profiles", "list", "--profiles-dir", tmp_path)
+    assert result.exit_code == 0 and "\x1b" not in result.stdout + result.stderr
