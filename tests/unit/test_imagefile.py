@@ -212,3 +212,12 @@ def test_qemu_img_info_agrees_about_the_hostile_files(tmp_path, secret):
     info = json.loads(subprocess.run(["qemu-img", "info", "-f", "qcow2", "--output=json", str(image)],
                                      check=True, capture_output=True).stdout)
     assert info["backing-filename"] == str(secret)
+
+
+def test_a_vmdk_delta_of_another_file_is_refused(tmp_path):
+    """A sparse VMDK can name a parent too (parentFileNameHint): qemu-img info reports it as a backing file."""
+    parent = tmp_path / "parent.vmdk"
+    qemu_img("convert", "-f", "raw", "-O", "vmdk", mbr_disk(tmp_path / "d.raw"), parent)
+    image = tmp_path / "delta.vmdk"
+    qemu_img("create", "-f", "vmdk", "-b", parent, "-F", "vmdk", image)
+    assert "backing file" in refused(image, "vmdk")
