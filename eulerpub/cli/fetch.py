@@ -38,7 +38,7 @@ def command(
 
     - `eulerpub fetch --release 24.03-LTS-SP1 --arch x86_64`
     - `EULERPUB_MIRROR=https://mirrors.example.edu/openeuler/ eulerpub fetch -r 22.03-LTS-SP4 -a aarch64`
-    - `qemu-img info "$(eulerpub fetch -r 24.03-LTS-SP2)"`
+    - `qemu-img info -f qcow2 "$(eulerpub fetch -r 24.03-LTS-SP2)"` (name the format: never let qemu-img probe)
     """
     start(json_output)
     if not release:
