@@ -25,7 +25,7 @@ Release = Annotated[str | None, typer.Option("--release", "-r", help="openEuler 
 Arch = Annotated[str | None, typer.Option("--arch", "-a", help="Architecture: x86_64, aarch64 or riscv64.")]
 
 
-def _directory_or_missing(path: Path) -> Path:
+def directory_or_missing(path: Path) -> Path:
     """A directory option: an existing directory, or a path that can become one (not a file)."""
     if path.exists() and not path.is_dir():
         raise typer.BadParameter(f"{path} is a file, not a directory")
@@ -33,7 +33,7 @@ def _directory_or_missing(path: Path) -> Path:
 
 
 BuildDir = Annotated[Path, typer.Option("--output", "-o", help="Directory holding build directories.",
-                                        callback=_directory_or_missing)]
+                                        callback=directory_or_missing)]
 
 
 def start(json_output: bool) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from eulerpub import catalog, ui
-from eulerpub.cli.options import DryRun, Json, ProfilesDir, start
+from eulerpub.cli.options import DryRun, Json, ProfilesDir, directory_or_missing, start
 from eulerpub.clouds import ADAPTERS, get_adapter
 from eulerpub.clouds.base import WaitParams
 from eulerpub.errors import EulerpubError, UsageError
@@ -139,7 +139,8 @@ def command(
                                                 "read from its file name), or of the --profile build.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Which artifact of the build to upload (default: "
                                             "the profile's, else the cloud's preferred).")] = None,
-    build_dir: Annotated[Path, typer.Option("--build-dir", help="Directory holding build directories.")]
+    build_dir: Annotated[Path, typer.Option("--build-dir", help="Directory holding build directories.",
+                                            callback=directory_or_missing)]
     = DEFAULT_BUILD_DIR,
     wait_minutes: Annotated[float, typer.Option("--wait-timeout", help="Minutes to wait for an import or a copy "
                                                 "before giving up (a re-run keeps waiting).")]

@@ -302,6 +302,8 @@ ROWS = [
         "unknown openEuler release '23.99-LTS'"),
     Row("output-is-a-file", lambda s: build(s, BASE_PROFILE, "--output", str(s.file("not-a-dir"))), 2,
         "is a file, not a directory"),
+    Row("publish-build-dir-is-a-file", lambda s: aws(s, "--build-dir", str(s.file("not-a-dir"))), 2,
+        "is a file, not a directory"),
     Row("profiles-dir-missing", lambda s: ["build", "--profile", "minimal", "--profiles-dir",
                                            str(s.root / "no-such-dir"), "--dry-run"], 2, "no such directory"),
     Row("element-absolute-path", lambda s: build(s, BASE_PROFILE + "elements: [/etc]\n"), 2,
