@@ -44,6 +44,7 @@ BUILD_LOGIC_VERSION = "1"
 BUILD_ID_LENGTH = 16  # hex digits of the input hash used as the build directory name
 MIN_FREE_BYTES = 20 * 1024**3  # chroot + raw image + conversions of a 12 GiB image, with margin
 PACKAGE_LIST = "eulerpub-packages.tsv"  # written by the cloud-image-root element's finalise.d
+SKIPPED_LIST = "eulerpub-skipped-packages"  # written by the openeuler element's package resolution
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,8 @@ def build_inputs(profile: Profile, release: str, arch: str, base_sha256: str, el
         "base_element": profile.base_element,
         "elements": elements,
         "packages": sorted(profile.packages),
+        "optional_packages": sorted(profile.optional_packages),
+        "image_mirror": profile.image_mirror,
         "env": dict(sorted(profile.env.items())),
         "image_size_gb": profile.image_size_gb,
         "formats": sorted(profile.formats),
@@ -156,6 +159,16 @@ def dib_env(plan_env: dict[str, str], *, base_path: Path | None, base_sha256: st
     return env
 
 
+def profile_env(profile: Profile) -> dict[str, str]:
+    """The profile's settings the openeuler element reads: its packages (resolved before installing), the
+    optional ones, and the mirror the published image's repositories name."""
+    env = {"DIB_EULER_PROFILE_PACKAGES": " ".join(profile.packages),
+           "DIB_EULER_OPTIONAL_PACKAGES": " ".join(profile.optional_packages)}
+    if profile.image_mirror:
+        env["DIB_EULER_IMAGE_MIRROR"] = profile.image_mirror
+    return env
+
+
 def plan_build(profile: Profile, *, release: str | None = None, arch: str | None = None,
                output: Path = paths.DEFAULT_BUILD_DIR, mirror: str | None = None,
                elements_dirs: Sequence[Path] = (), fetch: bool = True,
@@ -179,7 +192,8 @@ def plan_build(profile: Profile, *, release: str | None = None, arch: str | None
     build_id = compute_build_id(inputs) if base.path else "<known after fetching>"
     output = output.resolve()
     partial = output / f"{build_id}.partial"
-    env = dib_env(profile.env, base_path=base.path, base_sha256=base.sha256, release=release, mirror=mirror,
+    env = dib_env({**profile_env(profile), **profile.env}, base_path=base.path, base_sha256=base.sha256,
+                  release=release, mirror=mirror,
                   elements_path=search, tmp_dir=partial / hostenv.DIB_TMP_MARKER)
     executable = _disk_image_create()
     command = dib.build_command(elements=elements, arch=arch, output_stem=partial / "dib" / "image",
@@ -296,7 +310,11 @@ def _finish(plan: BuildPlan, log_path: Path, final_log: Path) -> BuildRecord:
     with open(plan.partial_dir / made["raw"].path if "raw" in made else raw, "rb") as disk:
         table = bootmodes.parse_partition_table(disk.read(bootmodes.HEAD_BYTES))
     layout = bootmodes.resolve_layout(plan.profile.boot, plan.arch)
-    packages = read_package_list(plan.command.output_stem.parent / "image.d" / "dib-manifests" / PACKAGE_LIST)
+    manifests = plan.command.output_stem.parent / "image.d" / "dib-manifests"
+    packages = read_package_list(manifests / PACKAGE_LIST)
+    skipped = (manifests / SKIPPED_LIST).read_text().split() if (manifests / SKIPPED_LIST).is_file() else []
+    for name in skipped:
+        log.warning("optional package %s was skipped: no enabled repository has it", name)
     return BuildRecord(
         build_id=plan.build_id,
         profile=plan.profile.name,
@@ -307,6 +325,7 @@ def _finish(plan: BuildPlan, log_path: Path, final_log: Path) -> BuildRecord:
         elements=plan.elements,
         artifacts=artifacts,
         packages=packages,
+        skipped_packages=sorted(skipped),
         image_name=plan.image_name,
         tool_versions={"eulerpub": __version__, "diskimage-builder": dib.dib_version(),
                        "qemu-img": _qemu_img_version()},

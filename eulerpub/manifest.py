@@ -65,6 +65,8 @@ class BuildRecord(BaseModel):
     elements: list[str]
     artifacts: list[Artifact]
     packages: list[str] = Field(default_factory=list)
+    skipped_packages: list[str] = Field(default_factory=list, description="optional packages no enabled "
+                                        "repository had, left out with a warning")
     image_name: str = ""
     tool_versions: dict[str, str] = Field(default_factory=dict)
     log: str | None = None

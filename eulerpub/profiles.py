@@ -3,7 +3,8 @@
 A profile is a YAML file `NAME.yaml` in a profiles directory. Directories are searched in order:
 `--profiles-dir` options, then `EULERPUB_PROFILES_PATH` (colon separated), then eulerpub's own.
 `extends:` names one profile or a list; parents are merged left to right, then the child on top.
-Mappings merge key by key; the additive lists (elements, packages, checks) append without duplicates;
+Mappings merge key by key; the additive lists (elements, packages, optional_packages, checks) append without
+duplicates;
 every other value replaces its parent's.
 """
 
@@ -27,7 +28,7 @@ from eulerpub.paths import builtin_profiles_dir, path_list_from_env
 
 log = logging.getLogger(__name__)
 
-ADDITIVE_KEYS = ("elements", "packages", "checks")
+ADDITIVE_KEYS = ("elements", "packages", "optional_packages", "checks")
 NAME_FIELDS = frozenset({"release", "arch", "profile", "date", "build_id"})
 # What a profile may name. An element is a directory name on ELEMENTS_PATH, never a path; a package is an RPM
 # name (disk-image-create joins them with commas into one -p argument: no commas, spaces or leading dashes).
@@ -40,7 +41,9 @@ ENV_NAME = re.compile(r"^DIB_[A-Z0-9_]{1,64}$")
 # DIB_* variables eulerpub sets itself (the base image, its digest, the cache, the mirror) or that choose a
 # host executable: a profile setting them would swap the verified base or run a host program of its choice.
 RESERVED_ENV = frozenset({"DIB_LOCAL_IMAGE", "DIB_EULER_BASE_SHA256", "DIB_RELEASE", "DIB_IMAGE_CACHE",
-                          "DIB_EULER_MIRROR", "DIB_PYTHON_EXEC", "DIB_ARGS", "DIB_ENV"})
+                          "DIB_EULER_MIRROR", "DIB_PYTHON_EXEC", "DIB_ARGS", "DIB_ENV",
+                          # set from the profile's packages, optional_packages and image_mirror
+                          "DIB_EULER_PROFILE_PACKAGES", "DIB_EULER_OPTIONAL_PACKAGES", "DIB_EULER_IMAGE_MIRROR"})
 
 Format = Literal["qcow2", "raw", "vmdk", "vhd"]
 Arch = Literal["x86_64", "aarch64", "riscv64"]
@@ -76,6 +79,13 @@ class Profile(_Strict):
     arches: list[Arch] = Field(min_length=1)
     elements: list[str] = Field(default_factory=list)
     packages: list[str] = Field(default_factory=list)
+    optional_packages: list[str] = Field(
+        default_factory=list, description="package names the elements ask for that the build may skip, with a "
+        "warning and a line in the record, when no enabled repository has them (a profile's own packages are "
+        "always required)")
+    image_mirror: str | None = Field(
+        None, description="the openEuler mirror root the published image's dnf repositories use (instead of "
+        "openEuler's official definitions with their metalink); never the build's --mirror by accident")
     env: dict[str, str] = Field(default_factory=dict, description="environment for the elements")
     image_size_gb: int | None = Field(None, ge=2, le=1024)
     formats: list[Format] = Field(default_factory=lambda: ["qcow2"], min_length=1)
@@ -115,7 +125,14 @@ class Profile(_Strict):
                 raise ValueError(f"{key}: the value holds a NUL character")
         return env
 
-    @field_validator("packages")
+    @field_validator("image_mirror")
+    @classmethod
+    def _mirror_url(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$", url):
+            raise ValueError(f"{quote(url)} is not an http(s) URL of a mirror root")
+        return url.rstrip("/") if url else url
+
+    @field_validator("packages", "optional_packages")
     @classmethod
     def _package_names(cls, packages: list[str]) -> list[str]:
         for name in packages:

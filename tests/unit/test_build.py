@@ -23,6 +23,12 @@ echo "Running hooks from /tmp/x/hooks/root.d"
 test -f "$DIB_LOCAL_IMAGE"
 mkdir -p "$stem.d/dib-manifests"
 printf 'bash\t5.2-1\tamd64\ncloud-init\t22.4\tall\n' >"$stem.d/dib-manifests/eulerpub-packages.tsv"
+# what the openeuler element's package resolution leaves when optional packages are missing
+if [ -n "${DIB_FAKE_MISSING:-}" ]; then
+    for name in $DIB_EULER_OPTIONAL_PACKAGES; do
+        case " $DIB_FAKE_MISSING " in *" $name "*) echo "$name" ;; esac
+    done >"$stem.d/dib-manifests/eulerpub-skipped-packages"
+fi
 truncate -s 64M "$stem.raw"
 printf 'not really a filesystem' | dd of="$stem.raw" conv=notrunc status=none
 echo "$*" >>"$DIB_FAKE_CALLS"
@@ -83,6 +89,30 @@ def test_build_id_follows_image_inputs_not_publish_settings():
     assert plain != bid(profile(env={"DIB_EULER_CMDLINE_DROP": "softlockup_panic=1"}))
     assert plain != bid(profile(), base="bb")
     assert plain != bid(profile(packages=["vim"]))
+    assert plain != bid(profile(optional_packages=["xrdp"]))
+    assert plain != bid(profile(image_mirror="https://mirrors.example.edu/openeuler"))
+
+
+def test_optional_packages_reach_the_elements_and_the_record_lists_the_skipped(tmp_path, fake_env, monkeypatch):
+    calls, fetcher = fake_env
+    monkeypatch.setenv("DIB_FAKE_MISSING", "xrdp firefox")
+    p = profile(packages=["htop"], optional_packages=["xrdp", "sshpass"],
+                image_mirror="https://mirrors.example.edu/openeuler/")
+    plan = build.plan_build(p, output=tmp_path / "b", mirror="http://m", fetcher=fetcher)
+    record = read_record(build.run_build(plan).record_path)
+    assert record.skipped_packages == ["xrdp"]
+    seen = dict(line.split("=", 1) for line in Path(f"{calls}.env").read_text().splitlines() if "=" in line)
+    assert seen["DIB_EULER_OPTIONAL_PACKAGES"] == "xrdp sshpass"
+    assert seen["DIB_EULER_PROFILE_PACKAGES"] == "htop"
+    assert seen["DIB_EULER_IMAGE_MIRROR"] == "https://mirrors.example.edu/openeuler"
+    assert seen["DIB_EULER_MIRROR"] == "http://m"  # the build's mirror is a different setting
+
+
+@pytest.mark.parametrize("bad", [{"image_mirror": "ftp://x"}, {"image_mirror": "http://a b"},
+                                 {"optional_packages": ["-rf"]}, {"env": {"DIB_EULER_IMAGE_MIRROR": "http://x"}}])
+def test_profile_refuses_bad_optional_packages_and_mirrors(bad):
+    with pytest.raises(ValueError):
+        profile(**bad)
 
 
 def test_read_package_list(tmp_path):

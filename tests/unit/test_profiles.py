@@ -28,7 +28,7 @@ def test_hpc_desktop_composes_both_parents_in_order():
     assert profile.elements.index("hpc-toolchain") < profile.elements.index("desktop")
     assert profile.elements.count("openeuler-cloud") == 1
     assert {"mpi", "desktop"} <= set(profile.checks)
-    assert profile.env["DIB_EULER_KEEP_SOFTLOCKUP_PANIC"] == "0"
+    assert profile.env["DIB_EULER_CMDLINE_DROP"] == "softlockup_panic=1"
     assert profile.image_size_gb == 20
 
 
