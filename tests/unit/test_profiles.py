@@ -29,6 +29,7 @@ def test_hpc_desktop_composes_both_parents_in_order():
     assert profile.elements.count("openeuler-cloud") == 1
     assert {"mpi", "desktop"} <= set(profile.checks)
     assert profile.env["DIB_EULER_CMDLINE_DROP"] == "softlockup_panic=1"
+    assert profile.optional_packages == ["sshpass", "xrdp", "wqy-zenhei-fonts"]  # both parents' append
     assert profile.image_size_gb == 20
 
 
