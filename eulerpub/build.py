@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -274,6 +275,9 @@ def run_build(plan: BuildPlan, *, force: bool = False,
             dib.run(plan.command, env, log_path, on_phase=on_phase)
         except ToolError as exc:
             hostenv.teardown_stale()
+            missing = missing_packages_sentence(log_path)
+            if missing:
+                raise EulerpubError(f"{missing}; see {log_path}") from exc
             raise EulerpubError(f"disk-image-create failed (exit {exc.returncode}); see its log: {log_path}",
                                 hint="the last lines of the log name the failing element script") from exc
         finally:
@@ -335,6 +339,20 @@ def _finish(plan: BuildPlan, log_path: Path, final_log: Path) -> BuildRecord:
         boot=BootLayout(layout=layout, modes=sorted(bootmodes.LAYOUT_MODES[layout]),
                         partition_table=table.to_json()),
     )
+
+
+# The sentence the openeuler element's package resolution stops the build with (DIB prefixes log lines).
+MISSING_PACKAGES = re.compile(r"openeuler: (\d+ requested package\(s\) are in none of the enabled "
+                              r"repositories \([^)]*\): [^\n]*)")
+
+
+def missing_packages_sentence(log_path: Path) -> str | None:
+    """The package resolution's one sentence from a failed build's log, if that is why it failed."""
+    try:
+        found = MISSING_PACKAGES.findall(log_path.read_text(errors="replace"))
+    except OSError:
+        return None
+    return found[-1].strip() if found else None
 
 
 def read_package_list(path: Path) -> list[str]:

@@ -19,7 +19,7 @@ set -eu
 stem=""
 while [ $# -gt 0 ]; do case "$1" in -o) stem=$2; shift 2 ;; *) shift ;; esac; done
 echo "Running hooks from /tmp/x/hooks/root.d"
-[ -n "${DIB_FAKE_FAIL:-}" ] && { echo "element script failed"; exit 1; }
+[ -n "${DIB_FAKE_FAIL:-}" ] && { echo "${DIB_FAKE_FAIL_LINE:-element script failed}"; exit 1; }
 test -f "$DIB_LOCAL_IMAGE"
 mkdir -p "$stem.d/dib-manifests"
 printf 'bash\t5.2-1\tamd64\ncloud-init\t22.4\tall\n' >"$stem.d/dib-manifests/eulerpub-packages.tsv"
@@ -193,3 +193,16 @@ def test_cloud_credentials_and_host_steering_variables_never_reach_disk_image_cr
     assert not sourced.exists(), "BASH_ENV was honoured by disk-image-create's bash"
     assert seen["DIB_DISTRIBUTION_MIRROR"] == "http://mirror.example/debian" and seen["LC_ALL"] == "C.UTF-8"
     assert seen["DIB_LOCAL_IMAGE"].endswith("base.qcow2") and "PATH" in seen and "HOME" in seen
+
+
+def test_missing_packages_are_the_failure_sentence(tmp_path, fake_env, monkeypatch):
+    """The openeuler element's resolution sentence (as DIB logs it, with its timestamp prefix) is the error."""
+    _calls, fetcher = fake_env
+    monkeypatch.setenv("DIB_FAKE_FAIL", "1")
+    monkeypatch.setenv("DIB_FAKE_FAIL_LINE", "2026-12-01 20:00:01.123 | openeuler: 2 requested package(s) are in "
+                       "none of the enabled repositories (OS, everything, EPOL, update): at, xrdp")
+    plan = build.plan_build(profile(), output=tmp_path / "b", mirror="http://m", fetcher=fetcher)
+    with pytest.raises(EulerpubError) as err:
+        build.run_build(plan)
+    assert str(err.value).startswith("2 requested package(s) are in none of the enabled repositories "
+                                     "(OS, everything, EPOL, update): at, xrdp; see ")

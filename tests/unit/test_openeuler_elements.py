@@ -438,3 +438,11 @@ def test_hygiene_leaves_no_build_traces(oe: OpenEulerRoot) -> None:
     for rel in ("/var/lib/dhclient/x.lease", "/var/cache/dnf/OS", "/root/.bash_history", "/var/tmp/build-leftover"):
         assert not oe.path(rel).exists(), rel
     assert "cloud-init clean --logs" in oe.calls() and "dnf clean all" in oe.calls()
+
+
+def test_cmdline_keeps_a_last_line_without_newline(oe: OpenEulerRoot) -> None:
+    text = oe.read("/etc/default/grub").rstrip("\n")
+    oe.write("/etc/default/grub", text)
+    ok(oe.run("openeuler-cloud", "post-install.d", "61-openeuler-cloud-cmdline",
+              {"DIB_EULER_CMDLINE_DROP": "softlockup_panic=1"}))
+    assert oe.read("/etc/default/grub").splitlines()[-1] == text.splitlines()[-1]
