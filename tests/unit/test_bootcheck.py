@@ -107,3 +107,65 @@ def test_ssh_transport_failures_are_retried_but_command_failures_are_not(monkeyp
     answers[:] = [(255, "reset")] * 3
     calls.clear()
     assert guest.run("true", retries=2).returncode == 255 and len(calls) == 3
+
+
+def test_qemu_argv_per_firmware_mode(tmp_path):
+    common = dict(overlay=tmp_path / "o.qcow2", seed=tmp_path / "s.iso", port=2222, console=tmp_path / "c")
+    bios = bootcheck.qemu_argv(accel="tcg", firmware="bios", **common)
+    uefi = bootcheck.qemu_argv(accel="tcg", firmware="uefi", **common)
+    assert "-bios" not in bios  # QEMU's own SeaBIOS
+    assert uefi[uefi.index("-bios") + 1] == "/usr/share/ovmf/OVMF.fd"
+    arm = bootcheck.qemu_argv(accel="tcg", arch="aarch64", **common)
+    assert arm[arm.index("-cpu") + 1] == "max,pauth-impdef=on"
+    with pytest.raises(UsageError, match="cannot be boot-tested under bios"):
+        bootcheck.machine_for("aarch64", "bios")
+
+
+def hybrid_image(tmp_path):
+    from tests.disks import hybrid_head
+
+    image = tmp_path / "disk.raw"
+    with open(image, "wb") as handle:
+        handle.truncate(64 << 20)
+        handle.write(hybrid_head(64 << 20))
+    return image
+
+
+def test_each_mode_is_booted_the_first_with_every_check_and_missing_firmware_is_not_tried(monkeypatch, tmp_path):
+    booted = []
+
+    def fake_boot(image, inspected, work, *, arch, firmware, checks, report, **_):
+        booted.append((firmware, list(checks)))
+        passed = firmware == "bios"
+        report.checks.append(bootcheck.CheckResult("booted", passed, "fake", firmware))
+        return bootcheck.ModeBoot(firmware=firmware, passed=passed, boot_seconds=1.0)
+
+    monkeypatch.setattr(bootcheck, "_boot_once", fake_boot)
+    image = hybrid_image(tmp_path)
+    report = bootcheck.boot_test(image, checks=["mpi"])  # modes from the partition table: bios and uefi
+    assert booted == [("bios", ["booted", "cloud-init", "growroot", "mpi"]), ("uefi", ["booted", "cloud-init",
+                                                                                      "growroot"])]
+    assert report.modes == {"bios": "passed", "uefi": "failed"} and not report.passed
+
+    monkeypatch.setitem(bootcheck.MACHINES, ("x86_64", "uefi"),
+                        bootcheck.Machine("qemu-system-x86_64", (), tmp_path / "no-such-OVMF.fd", "ovmf"))
+    booted.clear()
+    report = bootcheck.boot_test(image)
+    assert [m for m, _ in booted] == ["bios"]
+    assert report.modes == {"bios": "passed", "uefi": "not tried"} and report.passed
+    assert "install ovmf" in report.not_tried["uefi"]
+
+
+def test_the_kept_result_proves_only_the_modes_that_passed(tmp_path):
+    from eulerpub.manifest import BaseImage, BuildRecord
+
+    record = BuildRecord(build_id="b1", profile="p", release="24.03-LTS-SP1", arch="x86_64",
+                         base=BaseImage(url="u", sha256="0"), elements_hash="e", elements=[], artifacts=[])
+    record_path = tmp_path / "manifest.json"
+    assert bootcheck.proven_modes(record_path, record) is None  # never boot-tested
+    report = bootcheck.BootReport(image="x", accel="tcg", accel_reason="r",
+                                  boots=[bootcheck.ModeBoot("bios", True), bootcheck.ModeBoot("uefi", False)])
+    bootcheck.remember(record_path, record, report)
+    evidence = bootcheck.proven_modes(record_path, record)
+    assert evidence is not None and evidence.modes == {"bios"} and "uefi failed" in evidence.detail
+    assert bootcheck.passed_before(record_path, "b1") is None  # a failed boot is kept, but is not a pass
