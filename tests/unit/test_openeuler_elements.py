@@ -446,3 +446,14 @@ def test_cmdline_keeps_a_last_line_without_newline(oe: OpenEulerRoot) -> None:
     ok(oe.run("openeuler-cloud", "post-install.d", "61-openeuler-cloud-cmdline",
               {"DIB_EULER_CMDLINE_DROP": "softlockup_panic=1"}))
     assert oe.read("/etc/default/grub").splitlines()[-1] == text.splitlines()[-1]
+
+
+def test_desktop_without_a_skipped_xrdp(oe: OpenEulerRoot) -> None:
+    oe.write("/opt/eulerpub-fakes/units", "gdm.service\nvncserver@.service\n")
+    run = ok(oe.run("desktop", "post-install.d", "60-desktop-services", {"DIB_EULER_OPTIONAL_PACKAGES": "xrdp"}))
+    assert "WARNING: xrdp was skipped; no RDP" in run.stdout
+    assert {"systemctl enable gdm.service", "systemctl set-default graphical.target",
+            "systemctl enable vncserver@:1.service"} <= set(oe.calls())
+    assert oe.read("/etc/tigervnc/vncserver.users") == ":1=openeuler\n"
+    # xrdp required (not optional) and missing: the build stops
+    assert oe.run("desktop", "post-install.d", "60-desktop-services").returncode == 1
