@@ -113,7 +113,8 @@ class OpenEulerRoot:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dest)
         variables = {"PATH": "/opt/eulerpub-fakes/bin:/tmp/in_target.d/bin:/usr/sbin:/usr/bin", "HOME": "/root",
-                     "LC_ALL": "C", "DIB_RELEASE": self.release, "DIB_MANIFEST_IMAGE_DIR": "/etc/dib-manifests",
+                     "LC_ALL": "C", "ARCH": "x86_64", "DIB_RELEASE": self.release,
+                     "DIB_MANIFEST_IMAGE_DIR": "/etc/dib-manifests",
                      **(env or {})}
         inner = ("for f in /tmp/in_target.d/environment.d/*; do . \"$f\"; done; "
                  f"exec /tmp/in_target.d/{phase}/{script}")
@@ -176,8 +177,9 @@ def test_build_repos_use_only_the_mirror_and_local_keys(oe: OpenEulerRoot) -> No
     imported = oe.read("/var/lib/eulerpub-fake-rpm/imported").split("\n")
     assert sorted(line.split()[0] for line in imported if line) == [f"/etc/pki/rpm-gpg/{k}" for k in KEYS]
     # and a closed-network dnf accepts the result (it refuses an active metalink, gpgcheck off, a key URL)
+    oe.write("/opt/eulerpub-fakes/available", "\n".join(_bootloader_names()) + "\n")
     listed = ok(oe.run("openeuler", "pre-install.d", "09-openeuler-resolve-packages")).stdout
-    assert "no packages requested" in listed
+    assert f"{len(set(_bootloader_names()))} requested packages resolved in OS, everything, EPOL, update" in listed
 
 
 def test_the_genuine_repo_file_is_what_a_closed_network_dnf_refuses(oe: OpenEulerRoot) -> None:
@@ -332,8 +334,14 @@ def _mapped(name: str) -> list[str]:
     return maps.get(name, name).split()
 
 
+def _bootloader_names(keys: tuple[str, ...] = ("grub-pc", "grub-efi", "grub-efi-x86_64")) -> list[str]:
+    """What DIB's bootloader element installs on a redhat-family x86_64 hybrid image (its own pkg-map)."""
+    redhat = json.loads((DIB / "elements/bootloader/pkg-map").read_text())["family"]["redhat"]
+    return [name for key in keys for name in redhat[key].split()]
+
+
 def _hpc_names() -> list[str]:
-    names = []
+    names = _bootloader_names()
     for element in ("openeuler-cloud", "hpc-toolchain"):
         for key in yaml.safe_load((ELEMENTS / element / "package-installs.yaml").read_text()):
             names += _mapped(key)
@@ -371,6 +379,17 @@ def test_missing_names_stop_the_build_in_one_sentence(hpc_build: OpenEulerRoot) 
         "at, cloud-utils-growpart, htop, sshpass"]
 
 
+def test_the_bootloader_packages_are_resolved_too(hpc_build: OpenEulerRoot) -> None:
+    """shim-x64/grub2-efi-x64 come from DIB's bootloader element in finalise.d, after every package-installs
+    phase: a missing one must stop the build here, not at the very end."""
+    assert {"shim-x64", "grub2-efi-x64", "grub2-tools"} <= set(_bootloader_names())
+    hpc_build.write("/opt/eulerpub-fakes/available", "".join(f"{n}\n" for n in _hpc_names() if n != "shim-x64"))
+    run = hpc_build.run("openeuler", "pre-install.d", "09-openeuler-resolve-packages")
+    assert run.returncode == 1 and run.stderr.strip().endswith("(OS, everything, EPOL, update): shim-x64")
+    # a BIOS-only (MBR) image asks for no EFI packages
+    ok(hpc_build.run("openeuler", "pre-install.d", "09-openeuler-resolve-packages", {"DIB_BLOCK_DEVICE": "mbr"}))
+
+
 def test_a_provided_name_counts_as_found(hpc_build: OpenEulerRoot) -> None:
     lines = [n for n in _hpc_names() if n != "python3"] + ["python3-3.11 python3"]
     hpc_build.write("/opt/eulerpub-fakes/available", "\n".join(lines) + "\n")
@@ -387,7 +406,7 @@ def test_optional_packages_are_skipped_and_recorded(hpc_build: OpenEulerRoot) ->
     names = {name for phase in left.values() for name, _ in phase.get("install", [])}
     assert "sshpass" not in names
     # what remains is every other name, already mapped (dracut, not initramfs-generator)
-    assert names == set(_hpc_names()) - {"sshpass"}
+    assert names == set(_hpc_names()) - set(_bootloader_names()) - {"sshpass"}
     assert {"dracut", "cloud-utils-growpart", "systemd"} <= names
 
 
