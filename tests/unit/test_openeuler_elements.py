@@ -129,7 +129,14 @@ class OpenEulerRoot:
 
 @pytest.fixture(params=RELEASES)
 def oe(request: pytest.FixtureRequest, tmp_path: Path) -> OpenEulerRoot:
+    """A root per supported release, for the scripts that read release-specific files (repos, grub defaults)."""
     return OpenEulerRoot(tmp_path, request.param)
+
+
+@pytest.fixture
+def oe1(tmp_path: Path) -> OpenEulerRoot:
+    """One release's root, for the scripts whose input files are the same on every release."""
+    return OpenEulerRoot(tmp_path, RELEASES[0])
 
 
 def sections(text: str) -> dict[str, dict[str, str]]:
@@ -190,9 +197,9 @@ def test_the_genuine_repo_file_is_what_a_closed_network_dnf_refuses(oe: OpenEule
     assert "would fetch its metalink https://mirrors.openeuler.org/metalink?repo=$releasever/OS" in run.stderr
 
 
-def test_missing_gpg_key_is_one_sentence(oe: OpenEulerRoot) -> None:
-    oe.path("/etc/pki/rpm-gpg/RPM-GPG-KEY-openEuler").unlink()
-    run = oe.run("openeuler", "pre-install.d", "01-openeuler-repos")
+def test_missing_gpg_key_is_one_sentence(oe1: OpenEulerRoot) -> None:
+    oe1.path("/etc/pki/rpm-gpg/RPM-GPG-KEY-openEuler").unlink()
+    run = oe1.run("openeuler", "pre-install.d", "01-openeuler-repos")
     assert run.returncode == 1
     assert run.stderr.strip() == ("openeuler: GPG key /etc/pki/rpm-gpg/RPM-GPG-KEY-openEuler is missing from "
                                   "the base image")
@@ -250,17 +257,17 @@ def test_minimal_keeps_the_official_command_line(oe: OpenEulerRoot) -> None:
     assert oe.read("/etc/default/grub") == before
 
 
-def test_grubenv_kernelopts_lose_the_same_words(oe: OpenEulerRoot) -> None:
-    oe.write("/boot/grub2/grubenv", "saved_entry=x\nkernelopts=root=UUID=1 ro softlockup_panic=1 panic=3\n")
-    ok(oe.run("openeuler-cloud", "post-install.d", "61-openeuler-cloud-cmdline",
+def test_grubenv_kernelopts_lose_the_same_words(oe1: OpenEulerRoot) -> None:
+    oe1.write("/boot/grub2/grubenv", "saved_entry=x\nkernelopts=root=UUID=1 ro softlockup_panic=1 panic=3\n")
+    ok(oe1.run("openeuler-cloud", "post-install.d", "61-openeuler-cloud-cmdline",
               {"DIB_EULER_CMDLINE_DROP": "softlockup_panic=1"}))
-    assert "kernelopts=root=UUID=1 ro panic=3" in oe.read("/boot/grub2/grubenv").splitlines()
+    assert "kernelopts=root=UUID=1 ro panic=3" in oe1.read("/boot/grub2/grubenv").splitlines()
 
 
-def test_dib_bootloader_adds_no_nomodeset(oe: OpenEulerRoot) -> None:
+def test_dib_bootloader_adds_no_nomodeset(oe1: OpenEulerRoot) -> None:
     """DIB's bootloader default ("nofb nomodeset gfxpayload=text") is gone once every environment.d is read in
     DIB's order (by file name across elements), however often they are read (once per phase)."""
-    env_dir = oe.root / "tmp/in_target.d/environment.d"
+    env_dir = oe1.root / "tmp/in_target.d/environment.d"
     names = sorted(p.name for p in env_dir.iterdir())
     assert names.index("10-bootloader-default-cmdline") < names.index("20-openeuler-bootloader-cmdline.bash")
     shown = subprocess.run(["bash", "-c", 'for i in 1 2; do for f in "$1"/*; do . "$f"; done; done; '
@@ -271,46 +278,46 @@ def test_dib_bootloader_adds_no_nomodeset(oe: OpenEulerRoot) -> None:
 
 # --- item 5: languages -----------------------------------------------------------------------------------------
 
-def test_desktop_installs_zh_cn(oe: OpenEulerRoot) -> None:
-    ok(oe.run("desktop", "pre-install.d", "02-desktop-langs"))
-    assert oe.read("/etc/rpm/macros.langs") == "%_install_langs C:en_US:en_US.UTF-8:zh_CN:zh_CN.UTF-8\n"
+def test_desktop_installs_zh_cn(oe1: OpenEulerRoot) -> None:
+    ok(oe1.run("desktop", "pre-install.d", "02-desktop-langs"))
+    assert oe1.read("/etc/rpm/macros.langs") == "%_install_langs C:en_US:en_US.UTF-8:zh_CN:zh_CN.UTF-8\n"
 
 
-def test_profile_chooses_the_languages(oe: OpenEulerRoot) -> None:
-    ok(oe.run("desktop", "pre-install.d", "02-desktop-langs", {"DIB_EULER_INSTALL_LANGS": "C:en_US:ja_JP"}))
-    assert oe.read("/etc/rpm/macros.langs") == "%_install_langs C:en_US:ja_JP\n"
-    bad = oe.run("desktop", "pre-install.d", "02-desktop-langs", {"DIB_EULER_INSTALL_LANGS": "en_US; rm -rf /"})
+def test_profile_chooses_the_languages(oe1: OpenEulerRoot) -> None:
+    ok(oe1.run("desktop", "pre-install.d", "02-desktop-langs", {"DIB_EULER_INSTALL_LANGS": "C:en_US:ja_JP"}))
+    assert oe1.read("/etc/rpm/macros.langs") == "%_install_langs C:en_US:ja_JP\n"
+    bad = oe1.run("desktop", "pre-install.d", "02-desktop-langs", {"DIB_EULER_INSTALL_LANGS": "en_US; rm -rf /"})
     assert bad.returncode == 1 and "locales separated by ':'" in bad.stderr
 
 
 # --- item 6: leftovers of the official recipe -------------------------------------------------------------------
 
-def test_grub_superuser_removed_by_default(oe: OpenEulerRoot) -> None:
-    before = oe.read("/etc/grub.d/00_header")
+def test_grub_superuser_removed_by_default(oe1: OpenEulerRoot) -> None:
+    before = oe1.read("/etc/grub.d/00_header")
     assert 'set superusers="root"' in before
-    ok(oe.run("openeuler-cloud", "post-install.d", "62-openeuler-cloud-grub-superuser"))
-    after = oe.read("/etc/grub.d/00_header")
+    ok(oe1.run("openeuler-cloud", "post-install.d", "62-openeuler-cloud-grub-superuser"))
+    after = oe1.read("/etc/grub.d/00_header")
     assert "superusers" not in after and "password_pbkdf2" not in after
     head = before[:before.index("cat <<EOF\nset superusers")]
     assert after == head  # everything before the appended block is untouched
-    assert os.access(oe.path("/etc/grub.d/00_header"), os.X_OK)
+    assert os.access(oe1.path("/etc/grub.d/00_header"), os.X_OK)
 
 
-def test_grub_superuser_kept_on_request(oe: OpenEulerRoot) -> None:
-    before = oe.read("/etc/grub.d/00_header")
-    ok(oe.run("openeuler-cloud", "post-install.d", "62-openeuler-cloud-grub-superuser",
+def test_grub_superuser_kept_on_request(oe1: OpenEulerRoot) -> None:
+    before = oe1.read("/etc/grub.d/00_header")
+    ok(oe1.run("openeuler-cloud", "post-install.d", "62-openeuler-cloud-grub-superuser",
               {"DIB_EULER_GRUB_SUPERUSER": "keep"}))
-    assert oe.read("/etc/grub.d/00_header") == before
+    assert oe1.read("/etc/grub.d/00_header") == before
 
 
-def test_security_tool_kept_by_default_and_removable(oe: OpenEulerRoot) -> None:
-    oe.write("/opt/eulerpub-fakes/installed", "security-tool\n")
-    ok(oe.run("openeuler", "pre-install.d", "01-openeuler-repos", {"DIB_EULER_MIRROR": MIRROR}))  # post-install
-    ok(oe.run("openeuler-cloud", "post-install.d", "63-openeuler-cloud-security-tool"))
-    assert not [c for c in oe.calls() if c.startswith("dnf")]
-    ok(oe.run("openeuler-cloud", "post-install.d", "63-openeuler-cloud-security-tool",
+def test_security_tool_kept_by_default_and_removable(oe1: OpenEulerRoot) -> None:
+    oe1.write("/opt/eulerpub-fakes/installed", "security-tool\n")
+    ok(oe1.run("openeuler", "pre-install.d", "01-openeuler-repos", {"DIB_EULER_MIRROR": MIRROR}))  # post-install
+    ok(oe1.run("openeuler-cloud", "post-install.d", "63-openeuler-cloud-security-tool"))
+    assert not [c for c in oe1.calls() if c.startswith("dnf")]
+    ok(oe1.run("openeuler-cloud", "post-install.d", "63-openeuler-cloud-security-tool",
               {"DIB_EULER_SECURITY_TOOL": "remove"}))
-    assert "dnf -y remove security-tool" in oe.calls()
+    assert "dnf -y remove security-tool" in oe1.calls()
 
 
 # --- item 7: package resolution ----------------------------------------------------------------------------------
@@ -422,41 +429,41 @@ def test_an_optional_profile_package_is_still_required(hpc_build: OpenEulerRoot)
 KVER = "6.6.0-1.oe2403sp1.x86_64"  # a made-up version in openEuler's form (dist tag oe2403sp1)
 
 
-def test_initramfs_gets_the_drivers_the_kernel_has(oe: OpenEulerRoot) -> None:
-    (oe.upper / "lib" / "modules" / KVER / "kernel").mkdir(parents=True)
+def test_initramfs_gets_the_drivers_the_kernel_has(oe1: OpenEulerRoot) -> None:
+    (oe1.upper / "lib" / "modules" / KVER / "kernel").mkdir(parents=True)
     # openEuler's 6.6 x86 defconfig builds nvme, ena, virtio_* and xen-blkfront as modules (no xen-netfront here)
-    oe.write("/opt/eulerpub-fakes/modules", "nvme\nena\nvirtio_blk\nvirtio_net\nvirtio_scsi\nvirtio_pci\n"
+    oe1.write("/opt/eulerpub-fakes/modules", "nvme\nena\nvirtio_blk\nvirtio_net\nvirtio_scsi\nvirtio_pci\n"
              "virtio_console\nxen-blkfront\n")
-    run = ok(oe.run("openeuler-cloud", "post-install.d", "60-openeuler-cloud-initramfs"))
+    run = ok(oe1.run("openeuler-cloud", "post-install.d", "60-openeuler-cloud-initramfs"))
     assert f"kernel {KVER} has no xen-netfront driver, skipped" in run.stdout
-    assert oe.read("/etc/dracut.conf.d/90-eulerpub-cloud.conf") == (
+    assert oe1.read("/etc/dracut.conf.d/90-eulerpub-cloud.conf") == (
         'hostonly="no"\nadd_drivers+=" nvme ena virtio_blk virtio_net virtio_scsi virtio_pci virtio_console '
         'xen-blkfront "\n')
-    assert f"dracut -f /boot/initramfs-{KVER}.img {KVER}" in oe.calls()
+    assert f"dracut -f /boot/initramfs-{KVER}.img {KVER}" in oe1.calls()
 
 
-def test_datasources_from_the_registry(oe: OpenEulerRoot) -> None:
-    oe.path("/etc/cloud/cloud.cfg.d").mkdir(parents=True)  # cloud-init's package makes it
-    oe.write("/etc/cloud/eulerpub-datasources", "Ec2\nOpenStack\nEc2\nConfigDrive\n")
-    ok(oe.run("openeuler-cloud", "post-install.d", "70-openeuler-cloud-datasources"))
-    assert oe.read("/etc/cloud/cloud.cfg.d/90-eulerpub-datasources.cfg") == (
+def test_datasources_from_the_registry(oe1: OpenEulerRoot) -> None:
+    oe1.path("/etc/cloud/cloud.cfg.d").mkdir(parents=True)  # cloud-init's package makes it
+    oe1.write("/etc/cloud/eulerpub-datasources", "Ec2\nOpenStack\nEc2\nConfigDrive\n")
+    ok(oe1.run("openeuler-cloud", "post-install.d", "70-openeuler-cloud-datasources"))
+    assert oe1.read("/etc/cloud/cloud.cfg.d/90-eulerpub-datasources.cfg") == (
         "datasource_list: [ NoCloud, Ec2, OpenStack, ConfigDrive, None ]\n")
-    assert not oe.path("/etc/cloud/eulerpub-datasources").exists()
+    assert not oe1.path("/etc/cloud/eulerpub-datasources").exists()
 
 
-def test_hygiene_leaves_no_build_traces(oe: OpenEulerRoot) -> None:
+def test_hygiene_leaves_no_build_traces(oe1: OpenEulerRoot) -> None:
     for rel in ("/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key.pub", "/var/lib/dhclient/x.lease",
                 "/var/cache/dnf/OS/repomd.xml", "/root/.bash_history", "/var/tmp/build-leftover"):
-        oe.write(rel, "x")
-    oe.write("/etc/machine-id", "0123456789abcdef0123456789abcdef\n")
-    oe.write("/etc/ssh/sshd_config", "PasswordAuthentication no\n")
-    ok(oe.run("openeuler-cloud", "finalise.d", "98-openeuler-cloud-hygiene"))
-    assert oe.read("/etc/machine-id") == ""
-    assert not list(oe.path("/etc/ssh").glob("ssh_host_*"))
-    assert oe.path("/etc/ssh/sshd_config").exists()
+        oe1.write(rel, "x")
+    oe1.write("/etc/machine-id", "0123456789abcdef0123456789abcdef\n")
+    oe1.write("/etc/ssh/sshd_config", "PasswordAuthentication no\n")
+    ok(oe1.run("openeuler-cloud", "finalise.d", "98-openeuler-cloud-hygiene"))
+    assert oe1.read("/etc/machine-id") == ""
+    assert not list(oe1.path("/etc/ssh").glob("ssh_host_*"))
+    assert oe1.path("/etc/ssh/sshd_config").exists()
     for rel in ("/var/lib/dhclient/x.lease", "/var/cache/dnf/OS", "/root/.bash_history", "/var/tmp/build-leftover"):
-        assert not oe.path(rel).exists(), rel
-    assert "cloud-init clean --logs" in oe.calls() and "dnf clean all" in oe.calls()
+        assert not oe1.path(rel).exists(), rel
+    assert "cloud-init clean --logs" in oe1.calls() and "dnf clean all" in oe1.calls()
 
 
 def test_cmdline_keeps_a_last_line_without_newline(oe: OpenEulerRoot) -> None:
@@ -467,12 +474,12 @@ def test_cmdline_keeps_a_last_line_without_newline(oe: OpenEulerRoot) -> None:
     assert oe.read("/etc/default/grub").splitlines()[-1] == text.splitlines()[-1]
 
 
-def test_desktop_without_a_skipped_xrdp(oe: OpenEulerRoot) -> None:
-    oe.write("/opt/eulerpub-fakes/units", "gdm.service\nvncserver@.service\n")
-    run = ok(oe.run("desktop", "post-install.d", "60-desktop-services", {"DIB_EULER_OPTIONAL_PACKAGES": "xrdp"}))
+def test_desktop_without_a_skipped_xrdp(oe1: OpenEulerRoot) -> None:
+    oe1.write("/opt/eulerpub-fakes/units", "gdm.service\nvncserver@.service\n")
+    run = ok(oe1.run("desktop", "post-install.d", "60-desktop-services", {"DIB_EULER_OPTIONAL_PACKAGES": "xrdp"}))
     assert "WARNING: xrdp was skipped; no RDP" in run.stdout
     assert {"systemctl enable gdm.service", "systemctl set-default graphical.target",
-            "systemctl enable vncserver@:1.service"} <= set(oe.calls())
-    assert oe.read("/etc/tigervnc/vncserver.users") == ":1=openeuler\n"
+            "systemctl enable vncserver@:1.service"} <= set(oe1.calls())
+    assert oe1.read("/etc/tigervnc/vncserver.users") == ":1=openeuler\n"
     # xrdp required (not optional) and missing: the build stops
-    assert oe.run("desktop", "post-install.d", "60-desktop-services").returncode == 1
+    assert oe1.run("desktop", "post-install.d", "60-desktop-services").returncode == 1
