@@ -20,7 +20,7 @@ from eulerpub.clouds.base import (
 )
 from eulerpub.errors import CloudError, UsageError
 
-PART = 4  # bytes per fake "part"; the fake image is a few parts long
+PART = 4  # bytes per fake "part" by default; the fake image is a few parts long
 
 
 class Interrupted(Exception):
@@ -38,6 +38,7 @@ class FakeCloud:
     shares: dict[str, set[str]] = field(default_factory=dict)  # image id -> grants
     leftovers: list[Leftover] = field(default_factory=list)  # what list_leftovers finds, in every region
     parts_sent: int = 0
+    part_size: int = PART  # a disk with a real partition table is kilobytes: send it in fewer parts
     # fault knobs
     fail_copy_to: set[str] = field(default_factory=set)
     interrupt_upload_after_parts: int | None = None
@@ -83,7 +84,8 @@ class FakeAdapter:
     def upload(self, spec: PublishSpec, checkpoint: Checkpoint, progress: ProgressCallback) -> Upload:
         self.cloud.calls["upload"] += 1
         data = spec.image.path.read_bytes()
-        parts = [data[i:i + PART] for i in range(0, len(data), PART)]
+        size = self.cloud.part_size
+        parts = [data[i:i + size] for i in range(0, len(data), size)]
         done = set(checkpoint.get("parts", []))
         sent = 0
         for number, chunk in enumerate(parts):

@@ -15,6 +15,7 @@ from eulerpub.release.matrix import BuildKey, Cell
 from eulerpub.release.plan import make_plan
 from eulerpub.release.runner import BootTest, BuiltImage, Status, Steps, run_cells
 from eulerpub.release.wiring import Publisher
+from tests.disks import hybrid_head
 from tests.unit.fake_cloud import FakeAdapter, FakeCloud
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
@@ -26,7 +27,7 @@ def built(tmp_path: Path, key: BuildKey) -> BuiltImage:
     directory = tmp_path / key.arch
     directory.mkdir()
     disk = directory / "disk.raw"
-    disk.write_bytes(f"image of {key}".encode() * 3)
+    disk.write_bytes(hybrid_head(1 << 20))  # a real partition table: publish inspects a disk before it spends
     digest = hashlib.sha256(disk.read_bytes()).hexdigest()
     record = BuildRecord(build_id=f"build-{key.arch}", profile=key.profile, release=key.release, arch=key.arch,
                          base=BaseImage(url="http://mirror/base", sha256="0" * 64), elements_hash="e",
@@ -37,7 +38,7 @@ def built(tmp_path: Path, key: BuildKey) -> BuiltImage:
 
 
 def test_cells_publish_through_the_publish_core_and_a_re_run_creates_nothing(tmp_path):
-    cloud = FakeCloud(regions=REGIONS)
+    cloud = FakeCloud(regions=REGIONS, part_size=4096)
     builds = {key: built(tmp_path, key) for key in (BuildKey("min", "24.03", "x86_64"),
                                                     BuildKey("min", "24.03", "aarch64"))}
     steps = Steps(find_build=builds.get, build=lambda key: builds[key], boot_test=lambda b: BootTest(True),
@@ -66,7 +67,7 @@ def test_cells_publish_through_the_publish_core_and_a_re_run_creates_nothing(tmp
 
 
 def test_a_broken_copy_region_fails_its_cell_but_the_source_image_is_indexed(tmp_path):
-    cloud = FakeCloud(regions=REGIONS, fail_copy_to={"eu-west-1"})
+    cloud = FakeCloud(regions=REGIONS, part_size=4096, fail_copy_to={"eu-west-1"})
     key = BuildKey("min", "24.03", "x86_64")
     image = built(tmp_path, key)
     steps = Steps(find_build=lambda k: image, build=lambda k: image, boot_test=lambda b: BootTest(True),
@@ -86,7 +87,7 @@ def seed(cloud: FakeCloud, day: int, *, arch: str = "x86_64") -> ImageRef:
 
 
 def test_prune_survey_then_carry_out_deletes_only_the_condemned(tmp_path):
-    cloud = FakeCloud(regions=REGIONS)
+    cloud = FakeCloud(regions=REGIONS, part_size=4096)
     for day in (1, 2, 3):
         seed(cloud, day)
     seed(cloud, 1, arch="aarch64")
@@ -109,7 +110,7 @@ def test_prune_survey_then_carry_out_deletes_only_the_condemned(tmp_path):
 
 
 def test_a_younger_orphan_threshold_finds_the_young_leftover_too():
-    cloud = FakeCloud(regions=REGIONS)
+    cloud = FakeCloud(regions=REGIONS, part_size=4096)
     managed = BuildIdentity("gone", "min", "24.03", "x86_64").tags()
     cloud.leftovers = [Leftover("object", "eulerpub/gone/disk.raw", (NOW - timedelta(hours=1)).isoformat(),
                                 managed, "bkt")]
@@ -121,7 +122,7 @@ def test_a_younger_orphan_threshold_finds_the_young_leftover_too():
 
 
 def test_what_an_adapter_cannot_list_is_reported_not_guessed():
-    cloud = FakeCloud(regions=REGIONS)
+    cloud = FakeCloud(regions=REGIONS, part_size=4096)
     for day in (1, 2):
         seed(cloud, day)
 
@@ -136,7 +137,7 @@ def test_what_an_adapter_cannot_list_is_reported_not_guessed():
 
 
 def test_a_failed_deletion_is_recorded_and_the_rest_go_on():
-    cloud = FakeCloud(regions=REGIONS)
+    cloud = FakeCloud(regions=REGIONS, part_size=4096)
     for day in (1, 2, 3):
         seed(cloud, day)
 
