@@ -45,10 +45,25 @@ def setup_logging(debug: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+_json_written = False  # stdout holds a JSON result: a later failure must not append a second document
+
+
 def emit_json(data: Any) -> None:
-    """Print a machine-readable result on stdout."""
+    """Print a machine-readable result on stdout (one document per run)."""
+    global _json_written
+    _json_written = True
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
+
+
+def json_written() -> bool:
+    """Whether this run already printed its JSON result (which then carries the failure itself)."""
+    return _json_written
+
+
+def reset_json_written() -> None:
+    global _json_written
+    _json_written = False
 
 
 ProgressCallback = Callable[[int], None]

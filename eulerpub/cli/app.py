@@ -94,9 +94,11 @@ def _one_line(message: str) -> str:
 
 
 def _fail(message: str, code: int, hint: str | None = None) -> None:
-    """The one way a run ends badly: one line on stderr (and a JSON error object on stdout with --json)."""
+    """The one way a run ends badly: one line on stderr, and with --json a JSON error object on stdout unless
+    the command already printed its JSON result (publish's report says `"ok": false` itself): stdout stays one
+    valid JSON document."""
     line = _one_line(message)
-    if _json_wanted:
+    if _json_wanted and not ui.json_written():
         _write_json_error(line, code)
     try:
         ui.err_console.print(f"[bold red]error:[/] {escape(line)}", markup=True, highlight=False)
@@ -146,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     global _debug, _json_wanted
     _debug = os.environ.get("EULERPUB_DEBUG", "") not in ("", "0")  # until the options are parsed
     _json_wanted = "--json" in (sys.argv[1:] if argv is None else argv)
+    ui.reset_json_written()  # per invocation (tests run several in one process)
     if sys.stdout is None:  # started with stdout closed (`>&-`): results would vanish, or land in a reused fd
         _fail("standard output is closed; redirect it to a file or /dev/null instead", EXIT_FAILED)
     try:

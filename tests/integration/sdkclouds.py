@@ -81,8 +81,8 @@ class Harness:
     says_why: bool  # the cloud reports why an async operation failed (IMS does; CVM gives only the state)
     live: Callable[[Any], bool] = field(repr=False, default=lambda image: True)  # not a failed image
     destinations: Callable[[Any], list[str]] = field(repr=False, default=lambda call: [])  # of a copy call
-
     cloud_args: tuple[str, ...] = ()  # options every publish to this cloud needs (Huawei: --agency)
+
     @property
     def source(self) -> str:
         return self.regions[0]
@@ -129,8 +129,8 @@ class Harness:
 
 
 def report(stdout: str) -> dict[str, Any]:
-    """The publish result: the first JSON document on stdout (a failed --json run adds its error object after)."""
-    return json.JSONDecoder().raw_decode(stdout.lstrip())[0]
+    """The publish result: the whole of stdout, one JSON document even when the run fails."""
+    return json.loads(stdout)
 
 
 def rows(stdout: str) -> dict[str, dict[str, Any]]:

@@ -23,8 +23,8 @@ def images_in(region):
 
 
 def first_document(stdout):
-    """The publish report: a failed run's stdout carries it first, then the CLI's {"ok": false, ...} object."""
-    return json.JSONDecoder().raw_decode(stdout)[0]
+    """The publish report, which is the whole of stdout even when the run fails (one JSON document)."""
+    return json.loads(stdout)
 
 
 def ids(report):
