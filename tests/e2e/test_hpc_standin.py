@@ -1,5 +1,5 @@
-"""End to end: stand-in base on a local mirror -> real `eulerpub build` -> inspect -> reuse -> boot test ->
-publish to AWS (moto) with a copy to a second region.
+"""End to end: stand-in base on a local mirror -> real `eulerpub build` (hybrid: GPT, BIOS boot partition, ESP) ->
+inspect -> reuse -> boot test under SeaBIOS and OVMF -> publish to AWS (moto), registered uefi-preferred.
 
 Runs diskimage-builder for real (root, loop devices) and boots under QEMU (TCG here): about 10 minutes
 with warm caches (stand-in, apt .debs), 15 on a fresh machine. Select with `-m e2e`; skip with `-m "not e2e"`.
@@ -19,6 +19,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from eulerpub import bootcheck
+from eulerpub.bootmodes import parse_partition_table
 from eulerpub.manifest import artifact_path, read_record, sha256_file
 from tests.fixtures_moto import snapshot_blocks
 
@@ -101,6 +103,23 @@ def inspect_image(root: Path) -> None:
     assert "console=ttyS0" in (root / "boot/grub/grub.cfg").read_text()
 
 
+def inspect_boot(raw: Path) -> None:
+    """The hybrid layout: GPT with an ESP holding a removable-path grub, and grub's core in the BIOS boot partition."""
+    with open(raw, "rb") as handle:
+        table = parse_partition_table(handle.read(1 << 20))
+    assert (table.label, table.esp, table.bios_boot, table.boot_code) == ("gpt", True, True, True), table
+    parts = json.loads(subprocess.run(["sfdisk", "-J", str(raw)], check=True, capture_output=True).stdout)
+    by_type = {p["type"].upper(): p for p in parts["partitiontable"]["partitions"]}
+    esp = by_type["C12A7328-F81F-11D2-BA4B-00A0C93EC93B"]
+    listing = subprocess.run(["mdir", "-b", "-/", "-i", f"{raw}@@{esp['start'] * 512}", "::/EFI"], check=True,
+                             capture_output=True, text=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"}).stdout
+    assert "::/EFI/BOOT/BOOTX64.EFI" in listing.upper().replace("\\", "/"), listing
+    bios_boot = by_type["21686148-6449-6E6F-744E-656564454649"]
+    with open(raw, "rb") as handle:
+        handle.seek(bios_boot["start"] * 512)
+        assert any(handle.read(64 * 1024)), "grub's core.img is not in the BIOS boot partition"
+
+
 def nonzero_block_digests(raw: Path) -> dict[int, str]:
     """sha256 of every 512 KiB block of `raw` that is not all zeros, by block index (holes are skipped)."""
     digests: dict[int, str] = {}
@@ -129,6 +148,7 @@ def publish_to_aws(cli, record_path: Path, moto) -> None:
     report = json.loads(result.stdout)
     assert report["build_id"] == record.build_id
     (_region, sent), = moto.registered
+    assert sent["BootMode"] == "uefi-preferred"  # both modes proven by the boot test
     snapshot_id = sent["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
     stored = {i: hashlib.sha256(b).hexdigest() for i, b in snapshot_blocks("us-east-1", snapshot_id).items()}
     assert stored == nonzero_block_digests(artifact_path(record_path, record.artifact("raw")))
@@ -161,16 +181,19 @@ def test_hpc_standin_build_inspect_reuse_boot_publish(cli, openeuler_mirror, per
         path = artifact_path(record_path, artifact)
         assert path.stat().st_size == artifact.size
         assert sha256_file(path) == artifact.sha256
-        assert artifact.virtual_size == 6 * 1024**3
+        # image_size_gb sizes the root; DIB's EFI layout adds its ESP and BIOS boot partition on top.
+        assert 6 * 1024**3 <= artifact.virtual_size < 7 * 1024**3
     for name in ("cloud-init", "openmpi-bin", "mpich", "gfortran", "environment-modules", "libhdf5-dev"):
         assert any(p.startswith(f"{name}-") for p in record.packages), f"{name} is not in the package list"
     assert "mpi" in record.checks
+    assert record.boot is not None and (record.boot.layout, record.boot.modes) == ("hybrid", ["bios", "uefi"])
     assert not list(output.glob("*.partial")), "a partial build directory was left behind"
 
     # An inspection of the image itself.
     raw = artifact_path(record_path, record.artifact("raw"))
     with mounted_root(raw, tmp_path / "root") as root:
         inspect_image(root)
+    inspect_boot(raw)
 
     # Same inputs: no DIB run, the same record and log, reported as reused.
     record_bytes = record_path.read_bytes()
@@ -192,12 +215,19 @@ def test_hpc_standin_build_inspect_reuse_boot_publish(cli, openeuler_mirror, per
     report = json.loads(tested.stdout)
     failed = {c["name"]: c["detail"] for c in report["checks"] if not c["passed"]}
     assert tested.exit_code == 0 and not failed, f"{failed}; console: {report.get('console_log')}"
-    assert {c["name"] for c in report["checks"]} == {"booted", "cloud-init", "growroot", "mpi"}
+    assert report["modes"] == {"bios": "passed", "uefi": "passed"}
+    by_mode = {m: {c["name"] for c in report["checks"] if c["firmware"] == m} for m in ("bios", "uefi")}
+    assert by_mode == {"bios": {"booted", "cloud-init", "growroot", "mpi"},
+                       "uefi": {"booted", "cloud-init", "growroot"}}  # the first mode runs every check
+    kept = json.loads((record_path.parent / bootcheck.RESULT_NAME).read_text())
+    assert kept["build_id"] == record.build_id and kept["modes"] == report["modes"]
 
     # Publish what was built and booted: the record is all publish reads.
     monkeypatch.setenv("EULERPUB_POLL_INTERVAL", "0.2")
     started = time.monotonic()
     publish_to_aws(cli, record_path, aws_env)
     publish_s = time.monotonic() - started
+    boots = ", ".join(f"{b['firmware']} {b['total_seconds']:.0f} s (SSH at {b['boot_seconds']:.0f} s)"
+                      for b in report["boots"])
     print(f"e2e wall times: build {build_s:.0f} s, reused build {reuse_s:.1f} s, boot test {boot_s:.0f} s "
-          f"(boot to SSH {report['boot_seconds']:.0f} s, {report['accel']}), publish {publish_s:.0f} s")
+          f"({boots}; {report['accel']}), publish {publish_s:.0f} s")
