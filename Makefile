@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install host-deps venv test test-fast lint bench demo clean
+.PHONY: install host-deps venv test test-fast test-arm lint bench demo clean
 
 install: host-deps venv  ## host packages (apt) + the virtualenv with eulerpub and its test tools
 
@@ -24,6 +24,13 @@ test: venv  ## every test: unit, integration (local servers), end to end (DIB bu
 
 test-fast: venv  ## skip the slow layers while developing
 	$(BIN)/python -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
+
+test-arm: venv  ## aarch64 cross-built on this x86 host (qemu-user binfmt), booted under qemu-system-aarch64 + UEFI
+	EULERPUB_CROSS_ARM=1 bash scripts/install-host-deps.sh
+	[ "$$(uname -m)" = aarch64 ] || [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || \
+	  { mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; \
+	    update-binfmts --enable qemu-aarch64; }
+	EULERPUB_TEST_ARM=1 $(BIN)/python -m pytest tests/e2e/test_arm_standin.py -s $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check eulerpub tests
