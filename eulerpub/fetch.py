@@ -444,10 +444,10 @@ def _exists(session: requests.Session, url: str) -> bool:
 def _describe(exc: Exception) -> str:
     if isinstance(exc, ConnectionLost):
         return str(exc)
-    response = getattr(exc, "response", None)
     if (host := retry.unresolvable_host(exc)) is not None:
         return (f"cannot resolve {host} (offline, or no DNS); pass --mirror or set EULERPUB_MIRROR to a mirror "
                 "this machine can reach")
+    response = getattr(exc, "response", None)
     if response is not None:
         return f"HTTP {response.status_code} {response.reason}"
     return str(exc.__cause__ or exc) or type(exc).__name__
