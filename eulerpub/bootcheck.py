@@ -234,7 +234,7 @@ def boot_test(image: Path, *, checks: Sequence[str] = (), arch: str = "x86_64", 
             raise EulerpubError(f"{tool} is not installed; run `eulerpub doctor` to see what the host is missing")
     wanted = select_checks(checks)
     if modes is None:
-        modes = sorted(bootmodes.partition_table_of(image, inspected.qemu_format).modes)
+        modes = sorted(bootmodes.partition_table_of(inspected).modes)
     _present, kvm_ok, reason = hostenv.kvm_status()
     accel = "kvm" if kvm_ok else "tcg"
     report = BootReport(image=str(image), accel=accel, accel_reason=reason)

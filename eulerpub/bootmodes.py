@@ -19,13 +19,11 @@ follow from it (`uefi` for UEFI-only images, `bios` / `Legacy BIOS` otherwise).
 from __future__ import annotations
 
 import struct
-import tempfile
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal, get_args
 
-from eulerpub import proc
+from eulerpub import imagefile
 from eulerpub.errors import UsageError
 
 Layout = Literal["hybrid", "bios", "uefi"]
@@ -133,16 +131,9 @@ def parse_partition_table(head: bytes) -> PartitionTable:
                           active=any(e[0] == 0x80 for e in used), partitions=len(used))
 
 
-def partition_table_of(path: Path, qemu_format: str) -> PartitionTable:
-    """The partition table of an image file (inspected first by `eulerpub.imagefile`; its format named)."""
-    if qemu_format == "raw":
-        with open(path, "rb") as handle:
-            return parse_partition_table(handle.read(HEAD_BYTES))
-    with tempfile.TemporaryDirectory(prefix="eulerpub-bootmodes-") as tmp:
-        out = Path(tmp) / "head"
-        proc.run(["qemu-img", "dd", "-U", "-f", qemu_format, "-O", "raw", f"bs={HEAD_BYTES}", "count=1",
-                  f"if={path}", f"of={out}"])
-        return parse_partition_table(out.read_bytes())
+def partition_table_of(image: imagefile.ImageFile) -> PartitionTable:
+    """The partition table of an image file that `eulerpub.imagefile` has inspected."""
+    return parse_partition_table(imagefile.guest_head(image, HEAD_BYTES))
 
 
 def _parse_gpt(head: bytes, boot_code: bool) -> PartitionTable:

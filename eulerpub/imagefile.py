@@ -252,7 +252,7 @@ def _check_metadata(path: Path, fmt: str) -> int:
 
 
 def _check_partition_table(image: ImageFile, head: bytes) -> None:
-    sector = head[:BOOT_SECTOR_BYTES] if image.format == "raw" else _guest_boot_sectors(image)
+    sector = head[:BOOT_SECTOR_BYTES] if image.format == "raw" else guest_head(image, BOOT_SECTOR_BYTES)
     if sector[MBR_SIGNATURE_OFFSET:MBR_SIGNATURE_OFFSET + 2] == b"\x55\xaa":
         return
     if sector[GPT_HEADER_OFFSET:GPT_HEADER_OFFSET + 8] == b"EFI PART":
@@ -261,12 +261,16 @@ def _check_partition_table(image: ImageFile, head: bytes) -> None:
                    "512), so it cannot boot")
 
 
-def _guest_boot_sectors(image: ImageFile) -> bytes:
-    """The guest's first sectors of a non-raw image (read through qemu-img, format named: safe after the checks)."""
+def guest_head(image: ImageFile, size: int) -> bytes:
+    """The first `size` bytes the guest sees (a raw file is read directly; any other format through qemu-img
+    with its format named: safe once `inspect` has passed it)."""
+    if image.format == "raw":
+        with open(image.path, "rb") as handle:
+            return handle.read(size)
     with tempfile.TemporaryDirectory(prefix="eulerpub-inspect-") as tmp:
         out = Path(tmp) / "sectors"
         try:
-            proc.run(["qemu-img", "dd", "-U", "-f", image.qemu_format, "-O", "raw", f"bs={BOOT_SECTOR_BYTES}",
+            proc.run(["qemu-img", "dd", "-U", "-f", image.qemu_format, "-O", "raw", f"bs={size}",
                       "count=1", f"if={qemu_path(image.path)}", f"of={out}"])
         except ToolError as exc:
             if exc.returncode == 127:

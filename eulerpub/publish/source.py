@@ -74,12 +74,12 @@ def from_record(record_path: Path, cloud: str, fmt: Format | None = None, *, ver
         name=name,
         journal_dir=record_file.parent / "publish",
         record_path=record_file,
-        boot=bootcheck.proven_modes(record_file, record) or _table_evidence(path, inspected, "not boot-tested"),
+        boot=bootcheck.proven_modes(record_file, record) or _table_evidence(inspected, "not boot-tested"),
     )
 
 
-def _table_evidence(path: Path, inspected: imagefile.ImageFile, note: str = "") -> bootmodes.BootEvidence:
-    table = bootmodes.partition_table_of(path, inspected.qemu_format)
+def _table_evidence(inspected: imagefile.ImageFile, note: str = "") -> bootmodes.BootEvidence:
+    table = bootmodes.partition_table_of(inspected)
     return bootmodes.BootEvidence("partition table", table.modes, table.describe() + (f"; {note}" if note else ""))
 
 
@@ -135,7 +135,7 @@ def from_file(path: Path, arch: str, *, build_dir: Path, release: str | None = N
                                release=release, arch=arch),  # type: ignore[arg-type]  # checked above
         name=name,
         journal_dir=build_dir / "published" / build_id,
-        boot=_table_evidence(path.resolve(), inspected),
+        boot=_table_evidence(inspected),
     )
 
 
