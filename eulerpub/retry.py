@@ -33,52 +33,23 @@ BACKOFF_MAX = 30.0      # seconds; clouds ask clients to back off, not to give u
 # that drops every 10 MiB still finishes, a server that trickles a few bytes per connection does not loop forever.
 ATTEMPTS_WITH_PROGRESS = 200
 
-# Error codes the clouds use for "slow down" or "try again". Matched against codes extracted by
-# `error_code` below, whatever SDK raised them.
-TRANSIENT_CODES = frozenset({
-    # AWS
-    "RequestLimitExceeded", "Throttling", "ThrottlingException", "ThrottledException", "SlowDown",
-    "RequestThrottled", "RequestThrottledException", "TooManyRequestsException", "InternalError",
-    "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException", "RequestTimeout",
-    "RequestTimeoutException",
-    # EBS direct: "You have reached the limit for concurrent API requests" (botocore ebs/2019-11-02 model)
-    "ConcurrentLimitExceededException",
-    # Tencent
-    "RequestLimitExceeded.UinLimitExceeded", "RequestLimitExceeded.GlobalRegionUinLimitExceeded",
-    "InternalError.ServerError", "ResourceUnavailable",
-    # Huawei (API gateway flow control and gateway errors)
-    "APIGW.0308",
-})
-
-# Extra hooks: cloud adapters may register a function that recognises their SDK's transient errors.
-_classifiers: list[Callable[[BaseException], bool | None]] = []
+# Each cloud adapter registers the function that recognises its SDK's transient errors (throttling codes,
+# its own connection errors), so this module knows no cloud: `register_classifier(fn)` at the adapter's import.
+# A classifier returns True (transient), False (permanent) or None (not an error of my SDK); the first verdict wins.
+Classifier = Callable[[BaseException], bool | None]
+_classifiers: list[Classifier] = []
 
 
-def register_classifier(fn: Callable[[BaseException], bool | None]) -> None:
-    """Add a function that returns True (transient), False (permanent) or None (don't know)."""
-    _classifiers.append(fn)
+def register_classifier(fn: Classifier) -> None:
+    """Add a cloud SDK's classifier (idempotent: registering the same function twice keeps one)."""
+    if fn not in _classifiers:
+        _classifiers.append(fn)
 
 
-def error_code(exc: BaseException) -> str | None:
-    """The cloud's error code carried by an SDK exception, if any."""
+def _status_code(exc: BaseException) -> int | None:
+    """The HTTP status of a `requests` failure (HTTPError carries its response)."""
     response = getattr(exc, "response", None)
-    if isinstance(response, dict):  # botocore ClientError
-        return response.get("Error", {}).get("Code")
-    for attr in ("error_code", "code"):  # huaweicloudsdkcore / tencentcloud
-        value = getattr(exc, attr, None)
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
-def status_code(exc: BaseException) -> int | None:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    if isinstance(response, requests.Response):
-        return response.status_code
-    value = getattr(exc, "status_code", None)
-    return value if isinstance(value, int) else None
+    return response.status_code if isinstance(response, requests.Response) else None
 
 
 def _causes(exc: BaseException, depth: int = 8) -> list[BaseException]:
@@ -103,7 +74,7 @@ def unresolvable_host(exc: BaseException) -> str | None:
     """
     causes = _causes(exc)
     for each in causes:
-        host = getattr(each, "_host", None)  # urllib3's NameResolutionError (also inside requests and botocore)
+        host = getattr(each, "_host", None)  # urllib3's NameResolutionError (also inside requests and the SDKs)
         if isinstance(host, str) and host:
             return host
     return "a host name" if any(isinstance(each, socket.gaierror) for each in causes) else None
@@ -121,25 +92,16 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                         ConnectionError, TimeoutError)):
         return True
-    try:
-        from botocore.exceptions import ConnectionError as BotoConnectionError
-        from botocore.exceptions import ReadTimeoutError
-        if isinstance(exc, (BotoConnectionError, ReadTimeoutError)):
-            return True
-    except ImportError:  # pragma: no cover - botocore is a dependency
-        pass
-    code = error_code(exc)
-    if code and (code in TRANSIENT_CODES or code.startswith("RequestLimitExceeded")):
-        return True
-    status = status_code(exc)
+    status = _status_code(exc)
     return status is not None and (status == 429 or status >= 500)
 
 
 def _log_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome else None
-    code = (exc and error_code(exc)) or type(exc).__name__
+    code = getattr(exc, "error_code", None) or getattr(exc, "code", None)
+    reason = code if isinstance(code, str) and code else f"{type(exc).__name__}: {str(exc)[:120]}"
     log.warning("%s: transient failure (%s), attempt %d, retrying",
-                state.fn.__name__ if state.fn else "call", code, state.attempt_number)
+                state.fn.__name__ if state.fn else "call", reason, state.attempt_number)
 
 
 class _Stalls:

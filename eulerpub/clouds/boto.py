@@ -22,6 +22,7 @@ from botocore.exceptions import (
     NoRegionError,
     PartialCredentialsError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from eulerpub import __version__, retry
 from eulerpub.errors import CloudError, CredentialsError, EulerpubError, UsageError
@@ -40,9 +41,27 @@ CREDENTIAL_CODES = frozenset({
 })
 
 
+# Error codes AWS services (and the S3-compatible stores) use for "slow down" or "try again".
+TRANSIENT_CODES = frozenset({
+    "RequestLimitExceeded", "Throttling", "ThrottlingException", "ThrottledException", "SlowDown",
+    "RequestThrottled", "RequestThrottledException", "TooManyRequestsException", "InternalError",
+    "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException", "RequestTimeout",
+    "RequestTimeoutException",
+    # EBS direct: "You have reached the limit for concurrent API requests" (botocore ebs/2019-11-02 model)
+    "ConcurrentLimitExceededException",
+})
+
+
 def _botocore_transient(exc: BaseException) -> bool | None:
-    """A connection dropped mid-request (ConnectionClosedError, ReadTimeoutError...) is worth retrying."""
-    return True if isinstance(exc, HTTPClientError) else None
+    """botocore's verdict for eulerpub.retry: a connection that failed or dropped mid-request (ConnectionError,
+    HTTPClientError: ConnectionClosedError, ReadTimeoutError...), a throttling code, 429 or 5xx are transient."""
+    if isinstance(exc, (HTTPClientError, BotoConnectionError)):
+        return True
+    if isinstance(exc, ClientError):
+        code = error_code(exc) or ""
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return code in TRANSIENT_CODES or code.startswith("RequestLimitExceeded") or status == 429 or status >= 500
+    return None
 
 
 retry.register_classifier(_botocore_transient)

@@ -4,10 +4,11 @@ seven retry warnings and a 400-character urllib3 message)."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 import requests
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, NoCredentialsError
 from urllib3.exceptions import MaxRetryError, NameResolutionError
 
 from eulerpub import retry
@@ -53,3 +54,32 @@ def test_a_real_unresolvable_host_fails_at_once():
     with pytest.raises(requests.ConnectionError):
         retry.call(get)
     assert attempts == [1]
+
+
+def _client_error(code: str, status: int) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                       "DescribeImages")
+
+
+@pytest.mark.parametrize(("exc", "transient"), [
+    (_client_error("Throttling", 400), True),
+    (_client_error("RequestLimitExceeded", 503), True),
+    (_client_error("ConcurrentLimitExceededException", 400), True),
+    (_client_error("SomethingNew", 500), True),
+    (_client_error("InvalidAMIID.NotFound", 400), False),
+    (_client_error("UnauthorizedOperation", 403), False),
+    (EndpointConnectionError(endpoint_url="https://ec2.us-east-1.amazonaws.com/"), True),
+    (ConnectionClosedError(endpoint_url="https://ec2.us-east-1.amazonaws.com/"), True),
+    (NoCredentialsError(), False),
+])
+def test_botocore_errors_are_classified_by_the_aws_plumbing(exc, transient):
+    import eulerpub.clouds.boto  # noqa: F401  (registers botocore's classifier)
+
+    assert retry.is_transient(exc) is transient
+
+
+def test_the_retry_policy_knows_no_cloud():
+    """Cloud error codes and SDK types live with each adapter's classifier (issue 15 item 6): retry.py names none."""
+    source = Path(retry.__file__).read_text().lower()
+    for word in ("botocore", "boto3", "tencent", "huawei", "apigw", "requestlimitexceeded"):
+        assert word not in source, word
