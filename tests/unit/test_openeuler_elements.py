@@ -476,10 +476,21 @@ def test_cmdline_keeps_a_last_line_without_newline(oe: OpenEulerRoot) -> None:
 
 def test_desktop_without_a_skipped_xrdp(oe1: OpenEulerRoot) -> None:
     oe1.write("/opt/eulerpub-fakes/units", "gdm.service\nvncserver@.service\n")
+    oe1.write("/opt/eulerpub-fakes/bin/vncpasswd", "#!/bin/sh\ncat\n")
+    oe1.path("/opt/eulerpub-fakes/bin/vncpasswd").chmod(0o755)
     run = ok(oe1.run("desktop", "post-install.d", "60-desktop-services", {"DIB_EULER_OPTIONAL_PACKAGES": "xrdp"}))
     assert "WARNING: xrdp was skipped; no RDP" in run.stdout
-    assert {"systemctl enable gdm.service", "systemctl set-default graphical.target",
-            "systemctl enable vncserver@:1.service"} <= set(oe1.calls())
-    assert oe1.read("/etc/tigervnc/vncserver.users") == ":1=openeuler\n"
+    assert {"systemctl enable gdm.service", "systemctl set-default graphical.target"} <= set(oe1.calls())
+    # No VNC user in the image (HPC-NOW deletes the cloud user): the helper maps one at boot.
+    assert oe1.read("/etc/tigervnc/vncserver.users") == ""
+    assert not any(call.startswith("systemctl enable vncserver@") for call in oe1.calls())
+    helper = (oe1.upper / "local/sbin/eulerpub-desktop-vnc").read_text()  # /usr is an overlay while it runs
+    assert "/opt/eulerpub-fakes/bin/vncpasswd -f" in helper and 'systemctl enable --now "vncserver@$display' in helper
+    assert "org.freedesktop.color-manager." in oe1.read("/etc/polkit-1/rules.d/45-eulerpub-colord.rules")
+    # A profile that names a VNC user present in the image gets it enabled on :1.
+    ok(oe1.run("desktop", "post-install.d", "60-desktop-services",
+               {"DIB_EULER_OPTIONAL_PACKAGES": "xrdp", "DIB_EULER_DESKTOP_VNC_USER": "hpc"}))
+    assert oe1.read("/etc/tigervnc/vncserver.users") == ":1=hpc\n"
+    assert "systemctl enable vncserver@:1.service" in oe1.calls()
     # xrdp required (not optional) and missing: the build stops
     assert oe1.run("desktop", "post-install.d", "60-desktop-services").returncode == 1
