@@ -31,7 +31,6 @@ import lzma
 import os
 import queue
 import re
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ import urllib3
 from eulerpub import __version__, catalog, imagefile, paths, retry, ui
 from eulerpub.catalog import ImageSource
 from eulerpub.errors import ChecksumError, EulerpubError
+from eulerpub.manifest import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -178,22 +178,13 @@ def read_index(layout: CacheLayout) -> dict[str, dict[str, Any]]:
     return data["images"]
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        json.dump(data, tmp, indent=2, sort_keys=True)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.replace(tmp.name, path)
-
-
 def record_in_index(layout: CacheLayout, url: str, digest: str, file_name: str, size: int) -> None:
     """Remember which verified image a URL gave, so the next fetch of that URL needs no network."""
     with _locked(layout.lock("index")):
         images = read_index(layout)
         images[url] = {"sha256": digest, "file": qcow2_name(file_name), "size": size,
                        "fetched_at": datetime.now(UTC).isoformat(timespec="seconds")}
-        _write_json_atomic(layout.index, {"version": INDEX_VERSION, "images": images})
+        write_json_atomic(layout.index, {"version": INDEX_VERSION, "images": images})
 
 
 def find_cached(layout: CacheLayout, url: str) -> FetchedImage | None:
