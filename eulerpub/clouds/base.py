@@ -232,6 +232,13 @@ class Checkpoint:
             self._persist(self.data)
 
 
+def pick_usable(images: Sequence[ImageRef]) -> ImageRef | None:
+    """`CloudAdapter.find_image`'s choice among one build's images in a region: never a failed one; an available
+    one before one still being made; the newest of those."""
+    usable = [i for i in images if i.state != "failed"]
+    return max(usable, key=lambda i: (i.state == "available", i.created), default=None)
+
+
 @runtime_checkable
 class CloudAdapter(Protocol):
     """One cloud's API steps. Implementations raise eulerpub errors only: `CredentialsError` (no usable
@@ -249,9 +256,11 @@ class CloudAdapter(Protocol):
         ...
 
     def find_image(self, region: str, build_id: str) -> ImageRef | None:
-        """This build's image in `region`, found by its `eulerpub:build-id` tag, in any state but failed or
-        deleted; None when there is none. Read-only: the core calls it before every create step, which is what
-        makes a lost journal harmless."""
+        """This build's image in `region`, or None. The same meaning for every adapter: among the account's
+        images of the region carrying this build id (its `eulerpub:build-id` tag; where a cloud's copies lose
+        their tags, the build marker in the description, `sdkutil.build_marker`), never a failed or deleted one;
+        an available image before one still being made; the newest of those (`pick_usable`). Read-only: the core
+        calls it before every create step, which is what makes a lost journal harmless."""
         ...
 
     def list_images(self, region: str, *, name: str | None = None, profile: str | None = None) -> list[ImageRef]:

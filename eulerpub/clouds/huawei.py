@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -78,18 +77,15 @@ from eulerpub.clouds.base import (
     TAG_PROFILE,
     TAG_RELEASE,
     BootMode,
-    Checkpoint,
     ImageRef,
     ImageState,
     Imported,
-    Leftover,
-    LeftoverKind,
     PercentCallback,
-    ProgressCallback,
     PublishSpec,
     Upload,
     WaitParams,
 )
+from eulerpub.clouds.staged import StagedImportAdapter, map_state
 from eulerpub.clouds.wait import JobStatus, wait_for
 from eulerpub.errors import CredentialsError, UsageError
 from eulerpub.profiles import Arch
@@ -190,7 +186,7 @@ def build_id_filter(build_id: str) -> list[Tags]:
 
 
 def image_state(status: str | None) -> ImageState:
-    return _STATES.get(status or "", "pending")
+    return map_state(_STATES, status)
 
 
 def job_percent(process_percent: float | None) -> int | None:
@@ -260,16 +256,14 @@ def _http_config() -> HttpConfig:
 
 # -- the adapter --------------------------------------------------------------------------------------------------
 
-class HuaweiAdapter:
+class HuaweiAdapter(StagedImportAdapter):
     """IMS private images imported from OBS. Clients are made per region on first use."""
 
     name = CLOUD
-    leftover_kinds: tuple[LeftoverKind, ...] = ("object",)
+    store_endpoint, store_endpoint_variable = OBS_DEFAULT, OBS_ENDPOINT
 
     def __init__(self) -> None:
-        self._clients: dict[str, ImsClient] = {}
-        self._lock = threading.Lock()
-        self._staging: sdkutil.ObjectStaging | None = None
+        super().__init__()
         self._os_versions: dict[str, list[str]] = {}
 
     # -- clients ---------------------------------------------------------------------------------------------
@@ -286,12 +280,6 @@ class HuaweiAdapter:
                                    "when one project id serves every region)")
         return project
 
-    def _client(self, region: str) -> ImsClient:
-        with self._lock:
-            if region not in self._clients:
-                self._clients[region] = self._make_client(region)
-            return self._clients[region]
-
     def _make_client(self, region: str) -> ImsClient:
         ak, sk = self._keys()
         builder = (ImsClient.new_builder().with_http_config(_http_config())
@@ -305,11 +293,9 @@ class HuaweiAdapter:
             raise UsageError(f"{region!r} is not a Huawei Cloud region IMS serves (or set {IMS_ENDPOINT})") from None
         return builder.with_region(ims_region).build()
 
-    def _staging_area(self) -> sdkutil.ObjectStaging:
-        if self._staging is None:
-            ak, sk = self._keys()
-            self._staging = sdkutil.ObjectStaging(CLOUD, OBS_DEFAULT, OBS_ENDPOINT, boto.StaticCredentials(ak, sk))
-        return self._staging
+    def _store_credentials(self) -> boto.StaticCredentials:
+        ak, sk = self._keys()
+        return boto.StaticCredentials(ak, sk)
 
     def _call(self, region: str, operation: str, request: Any, resource_id: str | None = None) -> Any:
         method = getattr(self._client(region), operation)
@@ -421,10 +407,6 @@ class HuaweiAdapter:
         tagged = self._by_tags(region, build_id_filter(build_id))
         return tagged or [i for i in self._list(region) if i.build_id == build_id]
 
-    def find_image(self, region: str, build_id: str) -> ImageRef | None:
-        usable = [i for i in self._this_build(region, build_id) if i.state != "failed"]
-        return max(usable, key=lambda i: (i.state == "available", i.created), default=None)
-
     def list_images(self, region: str, *, name: str | None = None, profile: str | None = None) -> list[ImageRef]:
         images = self._list(region, name=name) if name else self._list(region)
         return sdkutil.select_images(images, name=name, profile=profile)
@@ -439,9 +421,6 @@ class HuaweiAdapter:
         return _image_ref(region, image) if image is not None else None
 
     # -- upload and import -----------------------------------------------------------------------------------
-
-    def upload(self, spec: PublishSpec, checkpoint: Checkpoint, progress: ProgressCallback) -> Upload:
-        return self._staging_area().upload(spec, checkpoint, progress)
 
     def start_import(self, spec: PublishSpec, upload: Upload, token: str) -> str:
         """create_image from `bucket:object`; returns the IMS job id. IMS takes no client token (`token` is
@@ -468,13 +447,6 @@ class HuaweiAdapter:
             "image_tags": [TagKeyValue(key=k, value=v) for k, v in ims_tags(spec.all_tags).items()],
             "description": sdkutil.describe(spec, DESCRIPTION_MAX),
         }
-
-    def _remove_failed(self, region: str, build_id: str) -> None:
-        """Delete this build's failed (killed) images, so a retried import leaves one image behind."""
-        for image in self._this_build(region, build_id):
-            if image.state == "failed":
-                log.info("%s/%s: deleting failed image %s of an earlier attempt", CLOUD, region, image.image_id)
-                self.delete_image(region, image.image_id)
 
     def _job(self, region: str, job_id: str) -> JobStatus[str]:
         job = self._call(region, "show_job", ShowJobRequest(job_id=job_id), job_id)
@@ -567,9 +539,6 @@ class HuaweiAdapter:
             self._wait_job(spec.wait, image.region, job_id, "share", lambda _: None)
         return sorted(wanted)
 
-    def discard_upload(self, spec: PublishSpec, upload: Upload) -> None:
-        self._staging_area().discard(spec, upload)
-
     def delete_image(self, region: str, image_id: str) -> None:
         """Take the image back from the projects it is shared with (IMS refuses to delete a shared image), then
         delete it. An image already gone is fine."""
@@ -587,9 +556,3 @@ class HuaweiAdapter:
         request = GlanceDeleteImageRequest(image_id=image_id, body=GlanceDeleteImageRequestBody(delete_backup=False))
         ERRORS.call_or_none(region, "glance_delete_image", self._client(region).glance_delete_image, request,
                             resource_id=image_id)
-
-    def list_leftovers(self, region: str, *, bucket: str | None = None) -> list[Leftover]:
-        return self._staging_area().leftovers(region, bucket)
-
-    def delete_leftover(self, region: str, leftover: Leftover) -> None:
-        self._staging_area().delete_leftover(region, leftover)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import urllib.parse
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -37,17 +36,14 @@ from eulerpub.clouds import boto, sdkutil
 from eulerpub.clouds.base import (
     TAG_BUILD_ID,
     BootMode,
-    Checkpoint,
     ImageRef,
     ImageState,
     Imported,
-    Leftover,
-    LeftoverKind,
     PercentCallback,
-    ProgressCallback,
     PublishSpec,
     Upload,
 )
+from eulerpub.clouds.staged import StagedImportAdapter, map_state
 from eulerpub.clouds.wait import JobStatus, wait_for
 from eulerpub.errors import CloudError, UsageError
 from eulerpub.profiles import Arch
@@ -116,7 +112,7 @@ def image_url(bucket: str, region: str, key: str) -> str:
 
 
 def image_state(state: str | None) -> ImageState:
-    return _STATES.get(state or "", "pending")
+    return map_state(_STATES, state)
 
 
 def tag_specification(tags: dict[str, str]) -> list[dict[str, Any]]:
@@ -190,16 +186,11 @@ ERRORS = sdkutil.ErrorMapper(CLOUD, (TencentCloudSDKException,), _inspect, f"{SE
 
 # -- the adapter --------------------------------------------------------------------------------------------------
 
-class TencentAdapter:
+class TencentAdapter(StagedImportAdapter):
     """CVM custom images imported from COS. Clients are made per region on first use."""
 
     name = CLOUD
-    leftover_kinds: tuple[LeftoverKind, ...] = ("object",)
-
-    def __init__(self) -> None:
-        self._clients: dict[str, CvmClient] = {}
-        self._lock = threading.Lock()
-        self._staging: sdkutil.ObjectStaging | None = None
+    store_endpoint, store_endpoint_variable = COS_DEFAULT, COS_ENDPOINT
 
     # -- clients ---------------------------------------------------------------------------------------------
 
@@ -207,20 +198,14 @@ class TencentAdapter:
         secret_id, secret_key = sdkutil.require_env(CLOUD, SECRET_ID, SECRET_KEY)
         return secret_id, secret_key
 
-    def _client(self, region: str) -> CvmClient:
-        with self._lock:
-            if region not in self._clients:
-                secret_id, secret_key = self._keys()
-                profile = ClientProfile(httpProfile=http_profile(sdkutil.endpoint_override(CVM_ENDPOINT, region)))
-                self._clients[region] = CvmClient(Credential(secret_id, secret_key), region, profile)
-            return self._clients[region]
+    def _make_client(self, region: str) -> CvmClient:
+        secret_id, secret_key = self._keys()
+        profile = ClientProfile(httpProfile=http_profile(sdkutil.endpoint_override(CVM_ENDPOINT, region)))
+        return CvmClient(Credential(secret_id, secret_key), region, profile)
 
-    def _staging_area(self) -> sdkutil.ObjectStaging:
-        if self._staging is None:
-            secret_id, secret_key = self._keys()
-            self._staging = sdkutil.ObjectStaging(CLOUD, COS_DEFAULT, COS_ENDPOINT,
-                                                  boto.StaticCredentials(secret_id, secret_key))
-        return self._staging
+    def _store_credentials(self) -> boto.StaticCredentials:
+        secret_id, secret_key = self._keys()
+        return boto.StaticCredentials(secret_id, secret_key)
 
     def _call(self, region: str, action: str, resource_id: str | None = None, **params: Any) -> Any:
         request = _request(getattr(models, f"{action}Request"), **params)
@@ -291,10 +276,6 @@ class TencentAdapter:
         tagged = self._describe(region, [{"Name": f"tag:{TAG_BUILD_ID}", "Values": [build_id]}])
         return tagged or [i for i in self._describe(region, []) if i.build_id == build_id]
 
-    def find_image(self, region: str, build_id: str) -> ImageRef | None:
-        usable = [i for i in self._this_build(region, build_id) if i.state != "failed"]
-        return max(usable, key=lambda i: (i.state == "available", i.created), default=None)
-
     def list_images(self, region: str, *, name: str | None = None, profile: str | None = None) -> list[ImageRef]:
         filters = [{"Name": "image-name", "Values": [name]}] if name else []
         return sdkutil.select_images(self._describe(region, filters), name=name, profile=profile)
@@ -305,17 +286,7 @@ class TencentAdapter:
             raise UsageError(f"tencent/{region}: image {image_id} does not exist; re-run to start over")
         return _image_ref(region, page.ImageSet[0])
 
-    def _remove_failed(self, region: str, build_id: str) -> None:
-        """Delete this build's failed images: CVM refuses a second image of the same name, failed or not."""
-        for image in self._this_build(region, build_id):
-            if image.state == "failed":
-                log.info("%s/%s: deleting failed image %s of an earlier attempt", CLOUD, region, image.image_id)
-                self.delete_image(region, image.image_id)
-
     # -- upload and import -----------------------------------------------------------------------------------
-
-    def upload(self, spec: PublishSpec, checkpoint: Checkpoint, progress: ProgressCallback) -> Upload:
-        return self._staging_area().upload(spec, checkpoint, progress)
 
     def start_import(self, spec: PublishSpec, upload: Upload, token: str) -> str:
         """ImportImage from the COS object URL; returns the new image id (what `wait_import` polls). CVM takes
@@ -418,9 +389,6 @@ class TencentAdapter:
                        AccountIds=missing, Permission="SHARE")
         return sorted(wanted)
 
-    def discard_upload(self, spec: PublishSpec, upload: Upload) -> None:
-        self._staging_area().discard(spec, upload)
-
     def delete_image(self, region: str, image_id: str) -> None:
         """Cancel its sharing first (CVM refuses to delete a shared image), then DeleteImages with its snapshots.
         An image already gone is fine."""
@@ -437,9 +405,3 @@ class TencentAdapter:
         request = _request(models.DeleteImagesRequest, ImageIds=[image_id], DeleteBindedSnap=True)
         ERRORS.call_or_none(region, "DeleteImages", self._client(region).DeleteImages, request,
                             resource_id=image_id)
-
-    def list_leftovers(self, region: str, *, bucket: str | None = None) -> list[Leftover]:
-        return self._staging_area().leftovers(region, bucket)
-
-    def delete_leftover(self, region: str, leftover: Leftover) -> None:
-        self._staging_area().delete_leftover(region, leftover)
