@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import logging
 import os
 import re
 import shlex
-import signal
-import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from eulerpub.errors import ToolError, UsageError
-
-log = logging.getLogger(__name__)
+from eulerpub import proc
+from eulerpub.errors import UsageError
 
 DIB_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "riscv64": "riscv64"}
-PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
-LOG_TAIL_LINES = 30  # lines of DIB's log quoted in debug output when it fails
+STOP_GRACE_S = 120  # seconds DIB gets, once stopped, for its cleanup traps (unmount, detach loop devices)
 _PHASE_RE = re.compile(r"Running hooks from \S*/(?P<phase>[a-z-]+)\.d\b"
                        r"|dib-run-parts Running \S*/(?P<phase2>[a-z-]+)\.d/(?P<script>\S+)")
 
@@ -61,17 +56,6 @@ def dib_version() -> str:
         return importlib.metadata.version("diskimage-builder")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
-
-
-def find_element_dirs(search_path: Sequence[Path], names: Iterable[str]) -> dict[str, Path]:
-    """Map each element name to the directory providing it (first on the path wins, like DIB)."""
-    found: dict[str, Path] = {}
-    for name in names:
-        for directory in search_path:
-            if (directory / name).is_dir():
-                found[name] = directory / name
-                break
-    return found
 
 
 def tree_hash(roots: Sequence[Path]) -> str:
@@ -130,62 +114,23 @@ def build_command(*, elements: Sequence[str], arch: str, output_stem: Path, imag
 
 def run(command: DibCommand, full_env: Mapping[str, str], log_path: Path,
         on_phase: Callable[[str], None] | None = None) -> None:
-    """Run DIB, appending its output to log_path and reporting phases; raise ToolError naming the log."""
-    log.debug("+ %s", command.shell())
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a", encoding="utf-8", errors="replace") as sink:
-        sink.write(f"+ {command.shell()}\n")
-        sink.flush()
-        try:
-            proc = subprocess.Popen(command.argv, env=dict(full_env), stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    text=True, errors="replace", bufsize=1, start_new_session=True,
-                                    preexec_fn=_die_with_parent)
-        except FileNotFoundError as exc:
-            raise ToolError(command.argv, 127) from exc
-        assert proc.stdout is not None
-        last_phase = ""
-        try:
-            for line in proc.stdout:
-                sink.write(line)
-                match = _PHASE_RE.search(line)
-                if match and on_phase:
-                    phase = match.group("phase") or match.group("phase2")
-                    script = match.group("script")
-                    text = f"{phase}: {script}" if script else phase
-                    if text != last_phase:
-                        last_phase = text
-                        on_phase(text)
-            rc = proc.wait()
-        except BaseException:
-            _stop(proc)
-            raise
-    if rc != 0:
-        raise ToolError(command.argv, rc, log=str(log_path))
+    """Run DIB, appending its output to log_path and reporting phases; raise ToolError naming the log.
 
+    Interrupted, DIB's whole process group gets SIGTERM and `STOP_GRACE_S` for its own traps to unmount and
+    detach; if eulerpub is killed outright, DIB gets SIGTERM too (`proc.stream`'s die-with-parent), instead of an
+    orphaned build holding mounts that the next build would have to tear down."""
+    last_phase = ""
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when eulerpub dies (even by SIGKILL), so DIB's own traps unmount and
-    detach instead of an orphaned build holding mounts that the next build would have to tear down."""
-    try:
-        import ctypes
+    def phase_of(line: str) -> None:
+        nonlocal last_phase
+        match = _PHASE_RE.search(line)
+        if match and on_phase:
+            phase = match.group("phase") or match.group("phase2")
+            script = match.group("script")
+            text = f"{phase}: {script}" if script else phase
+            if text != last_phase:
+                last_phase = text
+                on_phase(text)
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    """Interrupted: stop DIB's whole process group so its own cleanup traps run."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=120)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-
-
-def log_tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        return "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
-    except OSError:
-        return ""
+    proc.stream(command.argv, log_file=log_path, env=full_env, on_line=phase_of, shown=command.shell(),
+                grace=STOP_GRACE_S)

@@ -5,6 +5,8 @@ Only the CLI turns these into output and exit codes; library code raises them.
 
 from __future__ import annotations
 
+import signal
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -43,23 +45,39 @@ class ChecksumError(EulerpubError):
 
 
 class ToolError(EulerpubError):
-    """An external command failed."""
+    """An external command failed: not found (127), a non-zero exit, killed by a signal (a negative returncode,
+    as subprocess reports it) or stopped after `timeout` seconds."""
 
-    def __init__(self, cmd: list[str], returncode: int, stderr_tail: str = "", *, log: str | None = None):
+    def __init__(self, cmd: list[str], returncode: int | None, stderr_tail: str = "", *, log: str | None = None,
+                 timeout: float | None = None):
         shown = " ".join(cmd[:3]) + (" ..." if len(cmd) > 3 else "")
-        if returncode == 127:
+        if timeout is not None:
+            message = f"`{shown}` did not finish within {timeout:g} s and was stopped"
+        elif returncode == 127:
             message = f"{cmd[0]} not found; run `eulerpub doctor` to see what the host is missing"
+        elif returncode is not None and returncode < 0:
+            message = f"{cmd[0]} was killed by {signal_name(-returncode)}"
         else:
             message = f"`{shown}` failed with exit code {returncode}"
+        lines = stderr_tail.strip().splitlines()
         if log:
             message += f" (log: {log})"
-        elif stderr_tail:
-            message += f": {stderr_tail.strip().splitlines()[-1]}"
+        elif lines:
+            message += f": {lines[-1]}"
         super().__init__(message)
         self.cmd = cmd
         self.returncode = returncode
         self.stderr_tail = stderr_tail
         self.log = log
+        self.timeout = timeout
+
+
+def signal_name(number: int) -> str:
+    """SIGKILL for 9; "signal 99" for a number Python does not name."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 class CloudError(EulerpubError):
