@@ -34,7 +34,7 @@ test-arm: venv  ## aarch64 cross-built on this x86 host (qemu-user binfmt), boot
 
 lint: venv
 	$(BIN)/ruff check eulerpub tests
-	find elements scripts tests -type f \( -name '*.sh' -o -path '*.d/*' -o -path '*/bin/*' \) \
+	find elements scripts tests eulerpub/shims -type f \( -name '*.sh' -o -path '*.d/*' -o -path '*/bin/*' \) \
 	  ! -name '*.md' ! -name '*.rst' ! -name '*.yaml' ! -name '*.py' ! -path 'tests/openeuler-root/*/etc/*' -print0 \
 	  | xargs -0 -r shellcheck -x
 	for d in elements tests/elements; do \

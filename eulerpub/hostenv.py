@@ -26,14 +26,13 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eulerpub import paths
-from eulerpub.errors import EulerpubError
+from eulerpub import paths, proc
+from eulerpub.errors import EulerpubError, ToolError
 
 log = logging.getLogger(__name__)
 
@@ -41,166 +40,15 @@ SECURE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # 
 DIB_TMP_MARKER = "eulerpub-dibtmp"  # every build's TMP_DIR is named this, so stale mounts are recognisable
 LOCK_WAIT_NOTE = "another eulerpub build holds the build lock"
 
-_SUDO_SHIM = r"""#!/bin/bash
-# eulerpub sudo shim: run the command as root with sudo's environment reset, but keep the shim
-# directory first on PATH (real sudo's secure_path would drop it). Installed by eulerpub.hostenv.
-set -eu
-SHIM_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-preserve=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-        -E|--preserve-env) preserve=1; shift ;;
-        --preserve-env=*) preserve=1; shift ;;
-        -n|-H|-S|-k|--non-interactive) shift ;;
-        -u) if [ "$2" != root ]; then exec @REAL_SUDO@ "$@"; fi; shift 2 ;;
-        --) shift; break ;;
-        -*) exec @REAL_SUDO@ "$@" ;;
-        *) break ;;
-    esac
-done
-NEW_PATH="$SHIM_DIR:@SECURE_PATH@"
-if [ "$(id -u)" -ne 0 ]; then
-    if [ "$preserve" -eq 1 ]; then exec @REAL_SUDO@ -E env PATH="$NEW_PATH" "$@"; fi
-    exec @REAL_SUDO@ env PATH="$NEW_PATH" "$@"
-fi
-if [ "$preserve" -eq 1 ]; then
-    exec env PATH="$NEW_PATH" "$@"
-fi
-exec env -i PATH="$NEW_PATH" HOME=/root USER=root LOGNAME=root SHELL=/bin/bash \
-    TERM="${TERM:-dumb}" LANG="${LANG:-C.UTF-8}" SUDO_USER="${USER:-root}" SUDO_UID="$(id -u)" \
-    SUDO_GID="$(id -g)" SUDO_COMMAND="$*" "$@"
-"""
-
-_KPARTX_SHIM = r"""#!/bin/bash
-# eulerpub kpartx shim for hosts without device-mapper: partx creates /dev/loopNpM (devtmpfs),
-# and /dev/mapper/loopNpM symlinks give diskimage-builder the names it expects. -d removes both.
-set -eu
-mode=""
-verbose=0
-while getopts "avusdlfgp:" opt; do
-    case "$opt" in
-        a|u) mode=add ;;
-        d) mode=delete ;;
-        l) mode=list ;;
-        v) verbose=1 ;;
-        s|f|g|p) ;;
-        *) echo "kpartx shim: unsupported option" >&2; exit 1 ;;
-    esac
-done
-shift $((OPTIND - 1))
-target=${1:?kpartx shim: no device given}
-if [ -b "$target" ]; then
-    dev=$target
-elif [ "$mode" = add ]; then
-    dev=$(losetup -f --show "$target")
-else
-    dev=$(losetup -j "$target" -O NAME -n | head -n1)
-    [ -n "$dev" ] || exit 0
-fi
-base=$(basename "$dev")
-case "$mode" in
-    add)
-        partx -a "$dev" 2>/dev/null || partx -u "$dev"
-        mkdir -p /dev/mapper
-        for sys in /sys/class/block/"$base"/"$base"p*; do
-            [ -e "$sys" ] || continue
-            part=$(basename "$sys")
-            for _ in 1 2 3 4 5 6 7 8 9 10; do [ -b "/dev/$part" ] && break; sleep 0.2; done
-            if [ ! -b "/dev/$part" ]; then
-                IFS=: read -r major minor <"$sys/dev"
-                mknod "/dev/$part" b "$major" "$minor"
-            fi
-            ln -sfn "/dev/$part" "/dev/mapper/$part"
-            [ "$verbose" -eq 0 ] || echo "add map $part (0:0): 0 $(cat "$sys/size") linear $dev $(cat "$sys/start")"
-        done
-        ;;
-    delete)
-        rm -f /dev/mapper/"$base"p*
-        partx -d "$dev" 2>/dev/null || true
-        if [ ! -b "$target" ]; then losetup -d "$dev"; fi
-        ;;
-    list)
-        for sys in /sys/class/block/"$base"/"$base"p*; do
-            [ -e "$sys" ] && echo "$(basename "$sys") : 0 $(cat "$sys/size") $dev $(cat "$sys/start")"
-        done
-        ;;
-    *) echo "kpartx shim: give -a, -u, -d or -l" >&2; exit 1 ;;
-esac
-"""
-
-_DMSETUP_SHIM = r"""#!/bin/bash
-# eulerpub dmsetup shim for hosts without device-mapper: the kpartx shim made plain partition
-# devices, so there are no nodes to make and no maps to remove.
-set -eu
-args=()
-for a in "$@"; do case "$a" in --noudevsync|--verifyudev) ;; *) args+=("$a") ;; esac; done
-case "${args[0]:-}" in
-    mknodes) exit 0 ;;
-    remove) rm -f "/dev/mapper/${args[1]:-none}"; exit 0 ;;
-    *) echo "dmsetup shim: device-mapper is not available on this host" >&2; exit 1 ;;
-esac
-"""
+SHIMS_DIR = Path(__file__).parent / "shims"  # the shims as shell scripts (package data, shellchecked by make lint)
 
 
-_MOUNT_SHIM = r"""#!/bin/bash
-# eulerpub mount shim for hosts that cannot mount vfat: "mount DEV DIR" of a FAT device (the ESP
-# diskimage-builder made) mounts a tmpfs on DIR whose mount source is DEV, so grub-install finds the
-# FAT partition from mountinfo and probes it; the eulerpub umount shim copies DIR into the FAT with
-# mcopy. Every other mount goes to the real mount. Installed by eulerpub.hostenv.
-set -eu
-REAL=@REAL_MOUNT@
-fstype=""
-positional=()
-others=0
-args=("$@")
-i=0
-while [ $i -lt ${#args[@]} ]; do
-    a=${args[$i]}
-    case "$a" in
-        -t) fstype=${args[$((i + 1))]:-}; i=$((i + 2)); continue ;;
-        -t*) fstype=${a#-t} ;;
-        --types=*) fstype=${a#--types=} ;;
-        -*) others=1 ;;
-        *) positional+=("$a") ;;
-    esac
-    i=$((i + 1))
-done
-if [ "$others" -eq 0 ] && [ ${#positional[@]} -eq 2 ] && { [ -z "$fstype" ] || [ "$fstype" = vfat ]; } \
-        && [ -b "${positional[0]}" ]; then
-    dev=$(readlink -f "${positional[0]}")
-    dir=${positional[1]}
-    if [ "$(blkid -p -o value -s TYPE "$dev" 2>/dev/null || true)" = vfat ]; then
-        bytes=$(blockdev --getsize64 "$dev")
-        exec "$REAL" -t tmpfs -o "size=${bytes},mode=0755" "$dev" "$dir"
-    fi
-fi
-exec "$REAL" "$@"
-"""
-
-_UMOUNT_SHIM = r"""#!/bin/bash
-# eulerpub umount shim (pair of the mount shim): a tmpfs whose mount source is a FAT block device is a
-# staged ESP; its tree is copied into the FAT with mcopy, then it is unmounted. If the copy fails the
-# tmpfs stays mounted and the exit status is 1, so the build fails instead of shipping an empty ESP.
-set -eu
-REAL=@REAL_UMOUNT@
-target=""
-for a in "$@"; do case "$a" in -*) ;; *) target=$a ;; esac; done
-if [ -n "$target" ] && [ -d "$target" ]; then
-    read -r fstype source < <(findmnt -n -o FSTYPE,SOURCE --mountpoint "$target" 2>/dev/null || true) || true
-    if [ "${fstype:-}" = tmpfs ] && [ -b "${source:-}" ] \
-            && [ "$(blkid -p -o value -s TYPE "$source" 2>/dev/null || true)" = vfat ]; then
-        export MTOOLS_SKIP_CHECK=1
-        shopt -s dotglob nullglob
-        entries=("$target"/*)
-        if [ ${#entries[@]} -gt 0 ] && ! mcopy -s -p -m -Q -D o -i "$source" "${entries[@]}" ::/; then
-            echo "eulerpub umount shim: copying the staged ESP $target into $source failed" >&2
-            exit 1
-        fi
-        echo "eulerpub umount shim: wrote the staged ESP $target into $source with mtools" >&2
-    fi
-fi
-exec "$REAL" "$@"
-"""
+def _shim(name: str, **placeholders: str) -> str:
+    """The text of shims/<name>.sh with each @PLACEHOLDER@ replaced (paths of the real tools)."""
+    text = (SHIMS_DIR / f"{name}.sh").read_text()
+    for key, value in placeholders.items():
+        text = text.replace(f"@{key}@", value)
+    return text
 
 
 @dataclass(frozen=True)
@@ -333,14 +181,13 @@ def install_shims(directory: Path, *, device_mapper: bool = True, esp: bool = Fa
     the directory first on PATH for what DIB runs through sudo.
     """
     real_sudo = shutil.which("sudo", path=SECURE_PATH) or "/usr/bin/sudo"
-    scripts = {"sudo": _SUDO_SHIM.replace("@REAL_SUDO@", real_sudo).replace("@SECURE_PATH@", SECURE_PATH)}
+    scripts = {"sudo": _shim("sudo", REAL_SUDO=real_sudo, SECURE_PATH=SECURE_PATH)}
     if device_mapper:
-        scripts.update(kpartx=_KPARTX_SHIM, dmsetup=_DMSETUP_SHIM)
+        scripts.update(kpartx=_shim("kpartx"), dmsetup=_shim("dmsetup"))
     if esp:
-        scripts["mount"] = _MOUNT_SHIM.replace("@REAL_MOUNT@", shutil.which("mount", path=SECURE_PATH)
-                                               or "/usr/bin/mount")
-        scripts["umount"] = _UMOUNT_SHIM.replace("@REAL_UMOUNT@", shutil.which("umount", path=SECURE_PATH)
-                                                 or "/usr/bin/umount")
+        scripts["mount"] = _shim("mount", REAL_MOUNT=shutil.which("mount", path=SECURE_PATH) or "/usr/bin/mount")
+        scripts["umount"] = _shim("umount", REAL_UMOUNT=shutil.which("umount", path=SECURE_PATH)
+                                  or "/usr/bin/umount")
     digest = hashlib.sha256(json.dumps(scripts, sort_keys=True).encode()).hexdigest()[:12]
     target = directory / f"shims-{digest}"
     if not (target / "sudo").exists():
@@ -444,9 +291,9 @@ def stale_mounts(marker: str = DIB_TMP_MARKER) -> list[str]:
 def stale_loops(marker: str = DIB_TMP_MARKER) -> list[str]:
     """Loop devices whose backing file lies in an eulerpub DIB work directory."""
     try:
-        out = subprocess.run(["losetup", "-J", "-l"], capture_output=True, check=False, text=True).stdout
+        out = proc.run(["losetup", "-J", "-l"], check=False).stdout.decode(errors="replace")
         devices = json.loads(out or "{}").get("loopdevices", [])
-    except (OSError, ValueError):
+    except (ToolError, ValueError):  # no losetup: no loop devices to find
         return []
     return [d["name"] for d in devices if f"/{marker}" in (d.get("back-file") or "")]
 
@@ -462,7 +309,7 @@ def teardown_stale(marker: str = DIB_TMP_MARKER) -> list[str]:
     loops = stale_loops(marker)  # read before unmounting: a lazily unmounted file loses its path
     busy: list[str] = []
     for point in stale_mounts(marker):
-        if subprocess.run(["umount", point], capture_output=True, check=False).returncode == 0:
+        if proc.run(["umount", point], check=False).returncode == 0:
             done.append(f"umount {point}")
         else:
             busy.append(point)
@@ -471,13 +318,13 @@ def teardown_stale(marker: str = DIB_TMP_MARKER) -> list[str]:
         for link in Path("/dev/mapper").glob(f"{base}p*"):
             with contextlib.suppress(OSError):
                 link.unlink()
-        subprocess.run(["partx", "-d", dev], capture_output=True, check=False)
-        subprocess.run(["losetup", "-d", dev], capture_output=True, check=False)
+        proc.run(["partx", "-d", dev], check=False)
+        proc.run(["losetup", "-d", dev], check=False)
         done.append(f"losetup -d {dev}")
     for point in busy:
-        result = subprocess.run(["umount", point], capture_output=True, check=False)
+        result = proc.run(["umount", point], check=False)
         if result.returncode != 0:
-            result = subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+            result = proc.run(["umount", "-l", point], check=False)
         if result.returncode != 0:
             raise EulerpubError(f"cannot unmount {point} left by an earlier build: "
                                 f"{result.stderr.decode(errors='replace').strip()}")
