@@ -5,7 +5,13 @@ Checks (each reported pass/fail):
 - ``cloud-init``: ``cloud-init status --wait`` reports done without errors;
 - ``growroot``: the root filesystem grew to fill a disk made larger than the image;
 - ``mpi``: an MPI hello world compiled in the guest runs on 2 ranks, with Open MPI and with MPICH;
-- ``desktop``: the display manager, the graphical target and xrdp or a VNC server are enabled.
+- ``desktop``: the graphical target reached, gdm running, xrdp and VNC listening, and real RDP (FreeRDP) and VNC
+  (vncdotool) logins whose captured frames show GNOME (eulerpub/desktopcheck.py);
+- ``hpcnow``: HPC-NOW's own cluster bootstrap, replayed from the seed, works (eulerpub/hpcnowcheck.py).
+
+The seed's user-data is multipart MIME: one cloud-config (the key, and what the checks add: users, runcmd) and
+optional shell-script parts. An ``hpcnow`` boot logs in as a dedicated check user (``eulercheck``, the same key):
+HPC-NOW's user_data deletes the image's default user.
 
 Firmware modes: the image is booted once per mode its layout is built for (the record's `boot` section, or
 for an image file its partition table): x86_64 under SeaBIOS (`bios`) and under OVMF (`uefi`, Debian's
@@ -24,6 +30,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -31,7 +38,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from pathlib import Path
+
+import yaml
 
 from eulerpub import bootmodes, hostenv, imagefile, proc
 from eulerpub.errors import EulerpubError, UsageError
@@ -52,8 +63,11 @@ SSH_RETRIES = 6
 SSH_RETRY_PAUSE_S = 5
 BOOT_FORMATS = ("qcow2", "raw")  # what a build record's image is booted from, in order of preference
 RESULT_NAME = "boottest.json"  # beside a build record: its boot test per mode (the release gate and publish read it)
+FRAMES_DIR = "boottest"  # beside a build record: the desktop check's frames (desktop-rdp.png, desktop-vnc.png)
 BASE_CHECKS = ("booted", "cloud-init", "growroot")
-KNOWN_CHECKS = (*BASE_CHECKS, "mpi", "desktop")
+KNOWN_CHECKS = (*BASE_CHECKS, "mpi", "desktop", "hpcnow")
+CHECK_USER = "eulercheck"  # the login of an hpcnow boot: HPC-NOW's user_data deletes the default user
+DESKTOP_MEMORY_MB = 4096  # gdm's greeter and two GNOME sessions (RDP, VNC) rendered by llvmpipe
 
 MPI_HELLO = r"""
 #include <mpi.h>
@@ -128,6 +142,10 @@ def select_checks(requested: Sequence[str]) -> list[str]:
     return [c for c in KNOWN_CHECKS if c in wanted]
 
 
+# A hook run after the first boot's checks: (the guest, a function that runs one check again by name).
+AfterChecks = Callable[["Guest", Callable[[str], CheckResult]], None]
+
+
 @dataclass(frozen=True)
 class Machine:
     """How QEMU emulates one architecture: the binary, the board and the firmware it needs."""
@@ -159,7 +177,9 @@ def machine_for(arch: str, firmware: str | None = None) -> Machine:
 
 
 def qemu_argv(*, overlay: Path, seed: Path, port: int, console: Path, accel: str, arch: str = "x86_64",
-              firmware: str | None = None, memory_mb: int = GUEST_MEMORY_MB, cpus: int = GUEST_CPUS) -> list[str]:
+              firmware: str | None = None, memory_mb: int = GUEST_MEMORY_MB, cpus: int = GUEST_CPUS,
+              forwards: dict[int, int] | None = None) -> list[str]:
+    """The QEMU command; `forwards` maps more guest TCP ports to host ports on 127.0.0.1 (SSH is `port`)."""
     machine = machine_for(arch, firmware)
     # Under TCG, aarch64's architected pointer authentication is costly to emulate; QEMU's own is much faster.
     tcg_cpu = "max,pauth-impdef=on" if arch == "aarch64" else "max"
@@ -169,17 +189,35 @@ def qemu_argv(*, overlay: Path, seed: Path, port: int, console: Path, accel: str
         machine.qemu, *machine.board, *firmware, *cpu, "-m", str(memory_mb), "-smp", str(cpus),
         "-drive", f"file={overlay},if=virtio,format=qcow2",
         "-drive", f"file={seed},if=virtio,format=raw,readonly=on",
-        "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{port}-:22",
+        "-nic", "user,model=virtio-net-pci," + ",".join(
+            f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" for guest, host in {22: port, **(forwards or {})}.items()),
         "-display", "none", "-serial", f"file:{console}", "-monitor", "none", "-no-reboot",
     ]
 
 
-def user_data(public_key: str) -> str:
-    return (
-        "#cloud-config\n"
-        f"ssh_authorized_keys:\n  - {public_key.strip()}\n"
-        "runcmd:\n  - [sh, -c, 'echo EULERPUB-BOOTCHECK-RUNCMD > /dev/console']\n"
-    )
+def user_data(public_key: str, *, users: Sequence[dict[str, object]] = (), runcmd: Sequence[object] = (),
+              scripts: Sequence[str] = (), check_user: bool = False) -> str:
+    """The seed's user-data: multipart MIME with one cloud-config and a text/x-shellscript part per script.
+
+    The default user gets `public_key`; `users` and `runcmd` are what checks add; with `check_user`, CHECK_USER
+    is created too (the same key, passwordless sudo) for boots whose scripts delete the default user.
+    """
+    key = public_key.strip()
+    extra = list(users)
+    if check_user:
+        extra.insert(0, {"name": CHECK_USER, "shell": "/bin/bash", "sudo": "ALL=(ALL) NOPASSWD:ALL",
+                         "ssh_authorized_keys": [key]})
+    config: dict[str, object] = {"ssh_authorized_keys": [key]}
+    if extra:
+        config["users"] = ["default", *extra]
+    config["runcmd"] = [["sh", "-c", "echo EULERPUB-BOOTCHECK-RUNCMD > /dev/console"], *runcmd]
+    message = MIMEMultipart()
+    message.attach(MIMEText("#cloud-config\n" + yaml.safe_dump(config, sort_keys=False), "cloud-config"))
+    for index, script in enumerate(scripts):
+        part = MIMEText(script, "x-shellscript")
+        part.add_header("Content-Disposition", "attachment", filename=f"eulerpub-check-{index}.sh")
+        message.attach(part)
+    return message.as_string()
 
 
 def free_port() -> int:
@@ -220,10 +258,14 @@ class Guest:
 
 def boot_test(image: Path, *, checks: Sequence[str] = (), arch: str = "x86_64", user: str = "openeuler",
               budget_s: float = BOOT_BUDGET_S, workdir: Path | None = None, modes: Sequence[str] | None = None,
-              on_step: Callable[[str], None] | None = None) -> BootReport:
+              on_step: Callable[[str], None] | None = None, frames_dir: Path | None = None,
+              after: AfterChecks | None = None) -> BootReport:
     """Boot `image` (any qemu-img format, of `arch`) once per firmware mode and run the checks.
 
     `modes`: the modes the image is built for (a record's `boot.modes`); None reads its partition table.
+    `frames_dir`: where the desktop check keeps its frames (default: the work directory, removed).
+    `after`: called in the first boot once its checks ran, with the guest and a function that runs a check
+    again (what the e2e uses to break the guest and see a check fail); its results are not reported.
     """
     if not image.is_file():
         raise UsageError(f"no image at {image}")
@@ -258,7 +300,8 @@ def boot_test(image: Path, *, checks: Sequence[str] = (), arch: str = "x86_64", 
         mode_checks = wanted if index == 0 else [c for c in wanted if c in BASE_CHECKS]
         with _workdir(workdir / mode if workdir else None) as work:
             boot = _boot_once(image, inspected, work, arch=arch, firmware=mode, checks=mode_checks, user=user,
-                              budget_s=budget_s, step=step, keep_console=workdir is not None, report=report)
+                              budget_s=budget_s, step=step, keep_console=workdir is not None, report=report,
+                              frames_dir=frames_dir if index == 0 else None, after=after if index == 0 else None)
         report.boots.append(boot)
         if report.boot_seconds is None:
             report.boot_seconds = boot.boot_seconds
@@ -272,7 +315,8 @@ def boot_test(image: Path, *, checks: Sequence[str] = (), arch: str = "x86_64", 
 
 def _boot_once(image: Path, inspected: imagefile.ImageFile, work: Path, *, arch: str, firmware: str,
                checks: Sequence[str], user: str, budget_s: float, step: Callable[[str], None],
-               keep_console: bool, report: BootReport) -> ModeBoot:
+               keep_console: bool, report: BootReport, frames_dir: Path | None = None,
+               after: AfterChecks | None = None) -> ModeBoot:
     """One boot in one firmware mode; its checks are appended to the report, tagged with the mode."""
     started = time.monotonic()
     size = inspected.virtual_size
@@ -281,31 +325,42 @@ def _boot_once(image: Path, inspected: imagefile.ImageFile, work: Path, *, arch:
               "-F", inspected.qemu_format, str(overlay), str(size + GROW_BYTES)])
     key = work / "id_ed25519"
     proc.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
-    (work / "user-data").write_text(user_data((work / "id_ed25519.pub").read_text()))
+    extras = _CheckSeeds.prepare(checks)
+    (work / "user-data").write_text(user_data((work / "id_ed25519.pub").read_text(), users=extras.users,
+                                              runcmd=extras.runcmd, scripts=extras.scripts,
+                                              check_user=extras.root_password is not None))
+    (work / "user-data").chmod(0o600)
     (work / "meta-data").write_text("instance-id: eulerpub-bootcheck\nlocal-hostname: eulerpub-test\n")
     seed = work / "seed.iso"
     proc.run(["cloud-localds", str(seed), str(work / "user-data"), str(work / "meta-data")])
     console = work / "console.log"
     port = free_port()
     argv = qemu_argv(overlay=overlay, seed=seed, port=port, console=console, accel=report.accel, arch=arch,
-                     firmware=firmware)
+                     firmware=firmware, forwards=extras.forwards,
+                     memory_mb=DESKTOP_MEMORY_MB if extras.desktop else GUEST_MEMORY_MB)
     step(f"booting under QEMU, {firmware} ({report.accel}: {report.accel_reason})")
     log.debug("+ %s", " ".join(argv))
     results: list[CheckResult] = []
     vm = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     boot = ModeBoot(firmware=firmware, passed=False)
     try:
-        guest = Guest(port, key, user)
+        guest = Guest(port, key, CHECK_USER if extras.root_password is not None else user)
         booted, detail = _wait_for_ssh(vm, guest, started + budget_s)
         boot.boot_seconds = round(time.monotonic() - started, 1) if booted else None
-        results.append(CheckResult("booted", booted, detail, firmware))
+        results.append(CheckResult("booted", booted, f"{detail} (as {guest.user})", firmware))
+
+        def run_check(name: str) -> CheckResult:
+            result = extras.run(name, guest, size, frames_dir or work / "frames")
+            return CheckResult(result.name, result.passed, result.detail, firmware)
+
         if booted:
             for name in checks:
                 if name == "booted":
                     continue
                 step(f"checking {name} ({firmware})")
-                result = _CHECKS[name](guest, size)
-                results.append(CheckResult(result.name, result.passed, result.detail, firmware))
+                results.append(run_check(name))
+            if after is not None:
+                after(guest, run_check)
         else:
             results.extend(CheckResult(n, False, "not run: the guest did not boot", firmware)
                            for n in checks if n != "booted")
@@ -317,6 +372,48 @@ def _boot_once(image: Path, inspected: imagefile.ImageFile, work: Path, *, arch:
         if keep_console or not boot.passed:
             boot.console_log = str(_keep_console(console, image, firmware))
     return boot
+
+
+@dataclass
+class _CheckSeeds:
+    """What the wanted checks add to a boot: seed users, runcmd and scripts, port forwards, per-boot secrets."""
+
+    users: list[dict[str, object]] = field(default_factory=list)
+    runcmd: list[object] = field(default_factory=list)
+    scripts: list[str] = field(default_factory=list)
+    forwards: dict[int, int] = field(default_factory=dict)  # guest port -> host port
+    desktop: object | None = None  # a desktopcheck.DesktopSeed
+    root_password: str | None = None  # hpcnow: the root password HPC-NOW's user_data sets (never reported)
+
+    @classmethod
+    def prepare(cls, checks: Sequence[str]) -> _CheckSeeds:
+        seeds = cls()
+        if "desktop" in checks:
+            from eulerpub import desktopcheck
+
+            desktop = desktopcheck.DesktopSeed.generate()
+            config = desktop.cloud_config(desktopcheck.password_hash(desktop.rdp_password))
+            seeds.users += config["users"]  # type: ignore[arg-type]
+            seeds.runcmd += config["runcmd"]  # type: ignore[arg-type]
+            seeds.forwards = {guest: free_port() for guest in desktopcheck.GUEST_PORTS}
+            seeds.desktop = desktop
+        if "hpcnow" in checks:
+            from eulerpub import hpcnowcheck
+
+            seeds.root_password = secrets.token_urlsafe(18)
+            seeds.scripts.append(hpcnowcheck.user_data_script(seeds.root_password))
+        return seeds
+
+    def run(self, name: str, guest: Guest, size: int, frames_dir: Path) -> CheckResult:
+        if name == "desktop":
+            from eulerpub import desktopcheck
+
+            return desktopcheck.check(guest, self.desktop, self.forwards, frames_dir)  # type: ignore[arg-type]
+        if name == "hpcnow":
+            from eulerpub import hpcnowcheck
+
+            return hpcnowcheck.check(guest, self.root_password or "")
+        return _CHECKS[name](guest, size)
 
 
 def bootable_artifact(record: BuildRecord) -> Artifact:
@@ -334,6 +431,15 @@ def remember(record_path: Path, record: BuildRecord, report: BootReport) -> Path
     path = record_path.parent / RESULT_NAME
     write_json_atomic(path, {**report.as_dict(), "build_id": record.build_id, "passed": report.passed})
     return path
+
+
+def keep_frames(source: Path, target: Path) -> list[Path]:
+    """Copy the desktop check's frames from `source` into `target` (a record's boottest/)."""
+    kept = []
+    for frame in sorted(source.glob("desktop-*.png")):
+        target.mkdir(parents=True, exist_ok=True)
+        kept.append(Path(shutil.copy2(frame, target / frame.name)))
+    return kept
 
 
 remember_pass = remember  # the release gate's name for it (it calls it after a pass)
@@ -461,23 +567,8 @@ def _excerpt(text: str, head: int = 400, tail: int = 200) -> str:
     return text if len(text) <= head + tail else f"{text[:head]} [...] {text[-tail:]}"
 
 
-def check_desktop(guest: Guest, _size: int) -> CheckResult:
-    script = ("echo target=$(systemctl get-default); "
-              "for u in gdm gdm3 xrdp vncserver@:1 tigervncserver@:1; do "
-              "echo $u=$(systemctl is-enabled $u 2>/dev/null || true); done")
-    result = guest.run(script, timeout=60)
-    state = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
-    dm = state.get("gdm") == "enabled" or state.get("gdm3") == "enabled"
-    remote = [u for u in ("xrdp", "vncserver@:1", "tigervncserver@:1") if state.get(u) == "enabled"]
-    graphical = state.get("target") == "graphical.target"
-    ok = dm and graphical and bool(remote)
-    return CheckResult("desktop", ok, f"default target {state.get('target')}, display manager "
-                       f"{'enabled' if dm else 'not enabled'}, remote access: {', '.join(remote) or 'none'}")
-
-
 _CHECKS: dict[str, Callable[[Guest, int], CheckResult]] = {
     "cloud-init": check_cloud_init,
     "growroot": check_growroot,
     "mpi": check_mpi,
-    "desktop": check_desktop,
 }

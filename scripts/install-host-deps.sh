@@ -9,6 +9,10 @@ PACKAGES=(
   xz-utils squashfs-tools gnupg debian-archive-keyring curl wget procps rsync
   # boot tests (ovmf: x86_64 UEFI firmware, so hybrid images are booted under BIOS and UEFI)
   qemu-system-x86 ovmf cloud-image-utils genisoimage openssh-client
+  # the desktop boot check: an RDP client under a virtual X server, frame capture, OCR of the frames
+  freerdp2-x11 xvfb imagemagick tesseract-ocr
+  # the hpcnow boot check (root password login through sshpass) and its tests (sshd -T on sshd_config files)
+  sshpass openssh-server
   # lint
   shellcheck
 )

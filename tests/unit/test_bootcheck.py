@@ -26,6 +26,7 @@ class FakeGuest:
 def test_select_checks_adds_the_basics_and_rejects_unknown():
     assert bootcheck.select_checks(["mpi"]) == ["booted", "cloud-init", "growroot", "mpi"]
     assert bootcheck.select_checks([]) == ["booted", "cloud-init", "growroot"]
+    assert bootcheck.select_checks(["hpcnow", "desktop", "mpi"])[3:] == ["mpi", "desktop", "hpcnow"]
     with pytest.raises(UsageError):
         bootcheck.select_checks(["gpu"])
 
@@ -50,9 +51,43 @@ def test_qemu_argv_aarch64_boots_uefi_on_the_virt_board(tmp_path):
         bootcheck.qemu_argv(accel="tcg", arch="riscv64", **common)
 
 
-def test_user_data_seeds_the_key():
-    data = bootcheck.user_data("ssh-ed25519 AAAA test\n")
-    assert data.startswith("#cloud-config\n") and "- ssh-ed25519 AAAA test\n" in data
+def _parts(data: str) -> list[tuple[str, str]]:
+    import email
+
+    message = email.message_from_string(data)
+    assert message.is_multipart()
+    return [(part.get_content_type(), part.get_payload(decode=True).decode()) for part in message.get_payload()]
+
+
+def test_user_data_is_mime_with_one_cloud_config_and_the_scripts():
+    import yaml
+
+    plain = _parts(bootcheck.user_data("ssh-ed25519 AAAA test\n"))
+    assert [kind for kind, _ in plain] == ["text/cloud-config"]
+    assert plain[0][1].startswith("#cloud-config\n")
+    config = yaml.safe_load(plain[0][1])
+    assert config["ssh_authorized_keys"] == ["ssh-ed25519 AAAA test"] and "users" not in config
+
+    data = bootcheck.user_data("ssh-ed25519 AAAA test", users=[{"name": "u1"}], runcmd=[["true"]],
+                               scripts=["#!/bin/bash\necho one\n", "#!/bin/bash\necho two\n"], check_user=True)
+    parts = _parts(data)
+    assert [kind for kind, _ in parts] == ["text/cloud-config", "text/x-shellscript", "text/x-shellscript"]
+    assert [body for _, body in parts[1:]] == ["#!/bin/bash\necho one\n", "#!/bin/bash\necho two\n"]
+    config = yaml.safe_load(parts[0][1])
+    assert config["users"][0] == "default"  # the image's default user is kept (and gets the key)
+    check_user = config["users"][1]
+    assert check_user["name"] == bootcheck.CHECK_USER and check_user["ssh_authorized_keys"] == ["ssh-ed25519 AAAA test"]
+    assert config["users"][2] == {"name": "u1"}
+    assert config["runcmd"][-1] == ["true"] and "EULERPUB-BOOTCHECK-RUNCMD" in str(config["runcmd"][0])
+
+
+def test_qemu_argv_forwards_more_guest_ports(tmp_path):
+    common = dict(overlay=tmp_path / "o.qcow2", seed=tmp_path / "s.iso", port=2222, console=tmp_path / "c")
+    argv = bootcheck.qemu_argv(accel="tcg", forwards={3389: 40001, 5901: 40002}, memory_mb=4096, **common)
+    nic = argv[argv.index("-nic") + 1]
+    assert nic == ("user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=tcp:127.0.0.1:40001-:3389,"
+                   "hostfwd=tcp:127.0.0.1:40002-:5901")
+    assert argv[argv.index("-m") + 1] == "4096"
 
 
 def test_cloud_init_check():
@@ -77,13 +112,6 @@ def test_mpi_check_needs_both_ranks_for_both_mpis():
     assert bootcheck.check_mpi(good, 0).passed
     one_rank = FakeGuest({"mpi/openmpi": (0, ranks), "mpi/mpich": (0, "hello from rank 0 of 2\n")})
     assert not bootcheck.check_mpi(one_rank, 0).passed
-
-
-def test_desktop_check():
-    on = FakeGuest({"get-default": (0, "target=graphical.target\ngdm3=enabled\nxrdp=enabled\n")})
-    assert bootcheck.check_desktop(on, 0).passed
-    off = FakeGuest({"get-default": (0, "target=multi-user.target\ngdm=enabled\nxrdp=enabled\n")})
-    assert not bootcheck.check_desktop(off, 0).passed
 
 
 def test_ssh_transport_failures_are_retried_but_command_failures_are_not(monkeypatch, tmp_path):

@@ -1,0 +1,68 @@
+"""desktopcheck: what a captured frame shows (OCR text + colours), on synthetic frames read by the real tesseract,
+and the seed it asks for."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from eulerpub import desktopcheck
+from eulerpub.desktopcheck import classify_frame
+
+
+def test_classify_frame():
+    assert classify_frame("Activities   Dec 1 23:20", 300).shows_desktop
+    blank = classify_frame("", 1)
+    assert not blank.shows_desktop and blank.reason == "the frame is blank (1 colour)"
+    login = classify_frame("Login to eulerpub-test\nUsername\nPassword", 200)
+    assert not login.shows_desktop and "login prompt" in login.reason
+    oh_no = classify_frame("Activities\nOh no! Something has gone wrong.", 200)
+    assert not oh_no.shows_desktop and "error" in oh_no.reason
+    dialog = classify_frame("Activities  Authentication Required  Cancel", 200)
+    assert not dialog.shows_desktop and "authentication required" in dialog.reason
+    greeter = classify_frame("Not listed?", 200)
+    assert not greeter.shows_desktop and "login prompt" in greeter.reason
+    other = classify_frame("xrdp  connecting to sesman", 200)
+    assert not other.shows_desktop and other.reason.startswith("no GNOME desktop in the frame (OCR: 'xrdp")
+
+
+def _frame(path: Path, lines: list[str], background: str = "#2c001e") -> Path:
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", desktopcheck.FRAME_SIZE, background)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, desktopcheck.FRAME_SIZE[0], 32), fill="black")
+    font = ImageFont.load_default(size=15) if hasattr(ImageFont, "load_default") else None
+    for row, text in enumerate(lines):
+        draw.text((20, 4 + row * 60), text, fill="white", font=font)
+    draw.ellipse((600, 300, 700, 400), fill="#3584e4")
+    image.save(path)
+    return path
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr is not installed")
+def test_read_frame_ocrs_real_pngs(tmp_path):
+    pytest.importorskip("PIL")
+    assert desktopcheck.read_frame(_frame(tmp_path / "desk.png", ["Activities"])).shows_desktop
+    prompt = desktopcheck.read_frame(_frame(tmp_path / "login.png", ["Username", "Password"]))
+    assert not prompt.shows_desktop and "login prompt" in prompt.reason
+    from PIL import Image
+
+    Image.new("RGB", desktopcheck.FRAME_SIZE, "black").save(tmp_path / "black.png")
+    assert desktopcheck.read_frame(tmp_path / "black.png").reason == "the frame is blank (1 colour)"
+
+
+def test_the_seed_carries_no_plain_rdp_password():
+    seed = desktopcheck.DesktopSeed.generate()
+    assert seed != desktopcheck.DesktopSeed.generate()  # random per boot
+    assert len(seed.vnc_password) == 8  # VNC authentication reads 8 characters
+    hashed = desktopcheck.password_hash(seed.rdp_password)
+    assert hashed.startswith("$6$")
+    config = seed.cloud_config(hashed)
+    rdp, vnc = config["users"]
+    assert (rdp["name"], rdp["passwd"], rdp["lock_passwd"]) == (desktopcheck.RDP_USER, hashed, False)
+    assert vnc["name"] == desktopcheck.VNC_USER
+    assert seed.rdp_password not in str(config)
+    assert f"eulerpub-desktop-vnc {desktopcheck.VNC_USER} :1" in config["runcmd"][0][2]
