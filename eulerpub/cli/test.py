@@ -25,22 +25,35 @@ def command(
     user: Annotated[str, typer.Option("--user", help="The image's default cloud user.")] = "openeuler",
     timeout: Annotated[int, typer.Option("--timeout", help="Seconds allowed for boot and cloud-init.")]
     = bootcheck.BOOT_BUDGET_S,
+    check: Annotated[list[str] | None, typer.Option("--check", help="Run this check instead of the profile's "
+                                                    "(repeatable; e.g. hpcnow).")] = None,
+    screenshot: Annotated[Path | None, typer.Option("--screenshot", help="Keep the desktop check's frames "
+                                                    "(desktop-rdp.png, desktop-vnc.png) in this directory "
+                                                    "(a record's are kept in its boottest/ as well).")] = None,
     json_output: Json = False,
 ) -> None:
     """Boot the image with a NoCloud seed once per firmware mode it is built for (x86_64: SeaBIOS and OVMF;
     aarch64: UEFI) and report each mode on one line with its checks: booted, cloud-init, growroot, and the
-    profile's own (mpi: an MPI hello world on 2 ranks; desktop: gdm and xrdp/VNC enabled), run in the first mode.
+    profile's own (mpi: an MPI hello world on 2 ranks; desktop: RDP and VNC logins whose frames show GNOME,
+    which needs the `desktop` extra, pip install 'eulerpub[desktop]'; hpcnow: HPC-NOW's bootstrap replayed),
+    run in the first mode. --screenshot DIR keeps the desktop frames; --check NAME runs only that check.
     A build record's result is kept beside it (boottest.json); publish registers only the modes that passed.
     Exit 1 if any boot fails.
     """
     start(json_output)
     image, checks, record = _resolve(target, profile, profiles_dir or [])
+    if check:
+        bootcheck.select_checks(check)  # an unknown name is a usage error before anything boots
+        checks = list(check)
     built = record[1].boot if record else None
+    frames = screenshot or (record[0].parent / bootcheck.FRAMES_DIR if record else None)
     with ui.status(f"boot test of {image.name}") as update:
         report = bootcheck.boot_test(image, checks=checks, arch=arch or (record[1].arch if record else "x86_64"),
                                      user=user, budget_s=timeout, modes=built.modes if built else None,
-                                     on_step=update)
-    if record and not profile:
+                                     on_step=update, frames_dir=frames)
+    if screenshot and record:
+        bootcheck.keep_frames(screenshot, record[0].parent / bootcheck.FRAMES_DIR)
+    if record and not profile and not check:
         bootcheck.remember(*record, report)  # pass or fail: publish registers only the modes that passed
     if json_output:
         ui.emit_json(report.as_dict())
