@@ -4,7 +4,7 @@
 
 It serves byte ranges like a real mirror, logs every request (method, path, Range header, status, body
 bytes sent), and injects the faults the fetch code must survive: a connection dropped at a given byte, corrupt
-bytes, 5xx responses, forced 404s and a server that ignores Range.
+bytes, 5xx responses, forced 404s, a server that ignores Range and a connection that stalls mid-body.
 
     root = tmp_path / "mirror"
     publish_image(root, "24.03-LTS-SP1", "x86_64", Path("standin.qcow2"))   # or, already compressed:
@@ -36,6 +36,7 @@ from eulerpub.catalog import CHECKSUM_SUFFIX, image_path
 
 POLL_INTERVAL = 0.02  # seconds; how long stop() waits for the serving loop (the default 0.5 s adds up per test)
 COPY_CHUNK = 256 << 10  # bytes per write on the slow (fault-injecting) path; small enough to cut precisely
+STALL_LIMIT = 60.0  # seconds a stalled connection is held at most, so a test that forgets release() ends
 XZ_PRESET = 0  # fastest: tests need a valid single-stream .xz quickly; the official -9 only changes the ratio
 
 
@@ -148,7 +149,7 @@ class Request:
 @dataclass
 class _Fault:
     pattern: str
-    kind: str  # "status", "drop", "corrupt", "ignore_range"
+    kind: str  # "status", "drop", "corrupt", "ignore_range", "stall"
     times: int | None  # None: every time
     status: int = 0
     offset: int = 0
@@ -160,6 +161,7 @@ class Faults:
 
     _faults: list[_Fault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    released: threading.Event = field(default_factory=threading.Event)
 
     def fail(self, pattern: str, status: int = 503, times: int | None = 3) -> None:
         """Answer with `status` (e.g. 503, 404) instead of the file."""
@@ -176,6 +178,15 @@ class Faults:
         """Serve the file with one byte flipped in the middle (same length, so only a digest can tell)."""
         self._add(_Fault(pattern, "corrupt", times))
 
+    def stall_at(self, pattern: str, offset: int, times: int | None = 1) -> None:
+        """Send the body up to byte `offset` of the file, then hold the connection open without sending more
+        until `release()` (then close it): a transfer that is stuck mid-range, for kill tests."""
+        self._add(_Fault(pattern, "stall", times, offset=offset))
+
+    def release(self) -> None:
+        """Let stalled connections go (they close without sending the rest)."""
+        self.released.set()
+
     def ignore_range(self, pattern: str, times: int | None = None) -> None:
         """Answer Range requests with 200 and the whole file, as some servers and proxies do."""
         self._add(_Fault(pattern, "ignore_range", times))
@@ -188,10 +199,13 @@ class Faults:
         with self._lock:
             self._faults.append(fault)
 
-    def take(self, path: str, kinds: tuple[str, ...]) -> _Fault | None:
-        """The first armed fault of these kinds for `path`, counted as used."""
+    def take(self, path: str, kinds: tuple[str, ...], within: tuple[int, int] | None = None) -> _Fault | None:
+        """The first armed fault of these kinds for `path` (whose offset lies in `within`, if given), counted
+        as used."""
         with self._lock:
             for fault in self._faults:
+                if within is not None and not within[0] <= fault.offset < within[1]:
+                    continue
                 if fault.kind in kinds and fnmatch.fnmatch(path, fault.pattern) and fault.times != 0:
                     if fault.times is not None:
                         fault.times -= 1
@@ -242,7 +256,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_body(self, file: Path, path: str, start: int, stop: int, size: int) -> int:
         faults = self.server.faults
-        drop = faults.take(path, ("drop",))
+        drop = faults.take(path, ("drop", "stall"), within=(start, stop))  # only where the cut falls in the body
         corrupt = faults.take(path, ("corrupt",))
         self.wfile.flush()
         with open(file, "rb") as handle:
@@ -261,6 +275,8 @@ class _Handler(BaseHTTPRequestHandler):
                 position += len(chunk)
         if drop:
             self.wfile.flush()
+            if drop.kind == "stall":
+                faults.released.wait(timeout=STALL_LIMIT)
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
         return sent
