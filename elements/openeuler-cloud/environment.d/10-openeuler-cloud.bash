@@ -5,4 +5,5 @@ export DIB_EULER_GRUB_SUPERUSER=${DIB_EULER_GRUB_SUPERUSER:-remove}
 export DIB_EULER_SECURITY_TOOL=${DIB_EULER_SECURITY_TOOL:-keep}
 export DIB_EULER_INITRAMFS_DRIVERS=${DIB_EULER_INITRAMFS_DRIVERS:-"nvme ena virtio_blk virtio_net virtio_scsi virtio_pci virtio_console xen-blkfront xen-netfront"}
 export DIB_EULER_ALLOW_PASSWORD_SSH=${DIB_EULER_ALLOW_PASSWORD_SSH:-0}
+export DIB_EULER_SSHD_POLICY=${DIB_EULER_SSHD_POLICY:-hardened}
 export DIB_GRUB_TIMEOUT=${DIB_GRUB_TIMEOUT:-1}
