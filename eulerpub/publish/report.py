@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 RegionStatus = Literal["done", "failed", "skipped"]
@@ -35,7 +35,6 @@ class PublishResult:
     sent_bytes: int = 0
     image_size: int = 0
     journal_dir: str = ""
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def ok(self) -> bool:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
+from typing import TypeVar
 
 from eulerpub.clouds.base import (
     CloudAdapter,
@@ -28,6 +29,7 @@ from eulerpub.publish.report import PublishResult, RegionResult
 log = logging.getLogger(__name__)
 
 BytesProgress = Callable[[str, int | None], AbstractContextManager[ProgressCallback]]
+T = TypeVar("T")
 PUBLIC = "public"  # how a public launch permission is written in journals and reports
 
 
@@ -93,9 +95,9 @@ class Runner:
         try:
             source, created = self._source_image(source_log)
             source_result = self._finish_region(source_log, source, created)
-        except EulerpubError as exc:
-            log.error("%s: %s", self.spec.source_region, exc)
-            source_result = RegionResult(self.spec.source_region, "source", "failed", error=str(exc))
+        except Exception as exc:  # like a copy region's: even a bug is this region's failure, reported in its row
+            source_result = RegionResult(self.spec.source_region, "source", "failed",
+                                         error=_failure(self.spec.source_region, exc))
             skipped = tuple(RegionResult(r, "copy", "skipped", error=f"source region {self.spec.source_region} "
                                          "failed") for r in self.spec.copy_to)
             return self._result((source_result, *skipped))
@@ -152,22 +154,11 @@ class Runner:
         done = region_log.journal.done("import")
         if done is not None:
             return Imported.from_json(done.data)
-        step = region_log.journal.step("import")
-        attempt = step.attempt if step else 1
-        task_id = step.id if step and step.status == "running" and step.id else None
-        if task_id is None:
-            task_id = self.adapter.start_import(self.spec, upload, token(self.spec, self.spec.source_region,
-                                                                         "import", attempt))
-            region_log.record("import", "running", id=task_id, attempt=attempt, data={})
-        try:
-            imported = self.adapter.wait_import(self.spec, task_id,
-                                                percent_logger(f"{self.spec.source_region}: import {task_id}"))
-        except WaitTimeout:
-            raise  # still running: the next run waits on the same task
-        except EulerpubError as exc:
-            # The task failed for good: the next run starts a new one (the upload is kept for it).
-            region_log.restart("import", str(exc))
-            raise
+        task_id, imported = self._start_or_resume(
+            region_log, "import", self.spec.source_region,
+            start=lambda client_token: self.adapter.start_import(self.spec, upload, client_token),
+            wait=lambda task: self.adapter.wait_import(self.spec, task,
+                                                       percent_logger(f"{self.spec.source_region}: import {task}")))
         region_log.record("import", "done", id=task_id, data=imported.to_json())
         return imported
 
@@ -212,33 +203,56 @@ class Runner:
             image, created = self._copy_image(region_log, source, region)
             return self._finish_region(region_log, image, created)
         except Exception as exc:  # one region's failure, even a bug, must not stop the others
-            if not isinstance(exc, EulerpubError):
-                log.debug("%s: unexpected failure", region, exc_info=True)
-            message = str(exc) if isinstance(exc, EulerpubError) else f"{type(exc).__name__}: {exc}"
-            log.error("%s: %s", region, message)
-            return RegionResult(region, "copy", "failed", error=message)
+            return RegionResult(region, "copy", "failed", error=_failure(region, exc))
 
     def _copy_image(self, region_log: RegionLog, source: ImageRef, region: str) -> tuple[ImageRef, bool]:
         existing = self._existing(region_log, region)
         if existing is not None:
             region_log.record("copy", "done", id=existing.image_id)
             return existing, False
-        step = region_log.journal.step("copy")
-        attempt = step.attempt if step else 1
-        handle = step.id if step and step.status == "running" and step.id else None
-        if handle is None:
-            handle = self.adapter.copy_image(self.spec, source, region, token(self.spec, region, "copy", attempt))
-            region_log.record("copy", "running", id=handle, attempt=attempt)
-        try:
-            image = self.adapter.wait_image(self.spec, region, handle, percent_logger(f"{region}: copy {handle}"))
-        except WaitTimeout:
-            raise
-        except EulerpubError as exc:
-            region_log.restart("copy", str(exc))
-            raise
+        _, image = self._start_or_resume(
+            region_log, "copy", region,
+            start=lambda client_token: self.adapter.copy_image(self.spec, source, region, client_token),
+            wait=lambda handle: self.adapter.wait_image(self.spec, region, handle,
+                                                        percent_logger(f"{region}: copy {handle}")))
         region_log.set_image(image)
         region_log.record("copy", "done", id=image.image_id)
         return image, True
+
+
+    # -- the cloud jobs (import, copy): started once, resumed by every later run ----------------------------
+
+    def _start_or_resume(self, region_log: RegionLog, step: StepName, region: str, *,
+                         start: Callable[[str], str], wait: Callable[[str], T]) -> tuple[str, T]:
+        """Wait for the step's cloud job: the one the journal says is running (a re-run waits on the same task),
+        else a new one started with this attempt's client token. A job still running when the wait gives up
+        (WaitTimeout) stays recorded for the next run; one that failed for good marks the step failed, so the
+        next run starts a new attempt with a new token."""
+        entry = region_log.journal.step(step)
+        attempt = entry.attempt if entry else 1
+        handle = entry.id if entry and entry.status == "running" and entry.id else None
+        if handle is None:
+            handle = start(token(self.spec, region, step, attempt))
+            region_log.record(step, "running", id=handle, attempt=attempt, data={})
+        try:
+            return handle, wait(handle)
+        except WaitTimeout:
+            raise
+        except EulerpubError as exc:
+            region_log.restart(step, str(exc))
+            raise
+
+
+def _failure(region: str, exc: Exception) -> str:
+    """A failed region's error for its row and the log: eulerpub's sentence, or the type and text of a bug (with
+    its traceback at debug level)."""
+    if isinstance(exc, EulerpubError):
+        message = str(exc)
+    else:
+        log.debug("%s: unexpected failure", region, exc_info=True)
+        message = f"{type(exc).__name__}: {exc}"
+    log.error("%s: %s", region, message)
+    return message
 
 
 def publish(spec: PublishSpec, adapter: CloudAdapter, store: JournalStore, *,

@@ -23,8 +23,9 @@ from eulerpub.errors import CloudError, UsageError
 PART = 4  # bytes per fake "part" by default; the fake image is a few parts long
 
 
-class Interrupted(Exception):
-    """Stands in for a kill -9: raised from inside a step after its checkpoint was saved."""
+class Interrupted(BaseException):
+    """Stands in for a kill -9: raised from inside a step after its checkpoint was saved. A BaseException, like
+    Ctrl-C's KeyboardInterrupt: it ends the run, where an Exception would be one region's failure."""
 
 
 @dataclass
