@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shlex
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +11,9 @@ import typer
 
 from eulerpub import build as build_stage
 from eulerpub import paths, ui
+from eulerpub.cli.fetch import Connections
 from eulerpub.cli.options import Arch, BuildDir, DryRun, Json, Mirror, ProfilesDir, Release, start
+from eulerpub.fetch import DEFAULT_CONNECTIONS, fetch_base
 from eulerpub.profiles import load_profile
 
 ElementsDir = Annotated[
@@ -32,6 +35,7 @@ def command(
     = False,
     trace: Annotated[bool, typer.Option("--trace", help="Run disk-image-create with -x (shell trace).")] = False,
     dry_run: DryRun = False,
+    connections: Connections = DEFAULT_CONNECTIONS,
     json_output: Json = False,
 ) -> None:
     """Build the image a profile describes: fetch the base, run diskimage-builder, convert, write the record.
@@ -53,7 +57,8 @@ def command(
         return
 
     plan = build_stage.plan_build(prof, release=release, arch=arch, output=output, mirror=mirror,
-                                  elements_dirs=extra_elements, trace=trace)
+                                  elements_dirs=extra_elements, trace=trace,
+                                  fetcher=functools.partial(fetch_base, connections=connections))
     with ui.status(f"building {plan.image_name}") as update:
         result = build_stage.run_build(plan, force=force, on_phase=lambda text: update(f"DIB {text}"))
     record = result.record

@@ -11,11 +11,15 @@ import typer
 from eulerpub import catalog, ui
 from eulerpub.cli.options import Arch, Json, Mirror, start
 from eulerpub.errors import UsageError
-from eulerpub.fetch import fetch_base
+from eulerpub.fetch import DEFAULT_CONNECTIONS, MAX_CONNECTIONS, fetch_base
 
 Refresh = Annotated[bool, typer.Option(
     "--refresh", help="Re-read the mirror's .sha256sum even if this URL is cached (one small request), "
     "in case the mirror republished the image.")]
+Connections = Annotated[int, typer.Option(
+    "--connections", min=1, max=MAX_CONNECTIONS,
+    help="HTTP Range connections for the download at once (1: a single stream); far from the mirror, more "
+    "connections beat its per-connection limit.")]
 
 
 def command(
@@ -25,6 +29,7 @@ def command(
     arch: Arch = None,
     mirror: Mirror = None,
     refresh: Refresh = False,
+    connections: Connections = DEFAULT_CONNECTIONS,
     json_output: Json = False,
 ) -> None:
     """Fetch the official openEuler VM image and print the path of the verified, decompressed qcow2.
@@ -43,7 +48,7 @@ def command(
     start(json_output)
     if not release:
         raise UsageError(f"--release is required; known releases: {', '.join(catalog.known_releases())}")
-    image = fetch_base(release, arch or platform.machine(), mirror, refresh=refresh)
+    image = fetch_base(release, arch or platform.machine(), mirror, refresh=refresh, connections=connections)
     if json_output:
         source = catalog.image_source(release, arch or platform.machine(), mirror)
         ui.emit_json({**dataclasses.asdict(image), "path": str(image.path), "release": source.release,

@@ -356,3 +356,11 @@ def test_a_fetch_killed_mid_range_fetches_only_the_missing_ranges_when_run_again
     assert mirror.bytes_sent(XZ) == small_ranges
     assert_same_bytes(image.path, published_image.source)
     assert not ranges.exists() and not layout.partial_xz(published_image.published.sha256).exists()
+
+
+@pytest.mark.parametrize(("connections", "first_range"), [("1", None), ("3", f"bytes=0-{fetch.RANGE_SIZE - 1}")])
+def test_the_connections_option_reaches_the_download(published_image, cli, connections, first_range):
+    result = cli("fetch", "--release", RELEASE, "--arch", ARCH, "--connections", connections)
+    assert result.exit_code == 0, result.stderr
+    assert [r.range for r in image_gets(published_image.mirror)] == [first_range]
+    assert_same_bytes(Path(result.stdout.strip()), published_image.source)
