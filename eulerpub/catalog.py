@@ -147,19 +147,3 @@ def image_source(release: str, arch: str, mirror: str | None = None) -> ImageSou
 def catalog(mirror: str | None = None) -> list[ImageSource]:
     """Every known release and arch with its URLs, oldest release first."""
     return [image_source(r.name, arch, mirror) for r in RELEASES for arch in r.arches]
-
-
-def repo_url(release: str, mirror: str | None = None) -> str:
-    """The release's root on the mirror (`.../openEuler-{VER}/`), below which the dnf repos live."""
-    return f"{mirror_root(mirror)}openEuler-{find_release(release).name}/"
-
-
-def os_repo_url(release: str, arch: str, mirror: str | None = None) -> str:
-    """The release's `OS` dnf repository for one arch (the repo the GPG key sits in)."""
-    entry = find_release(release)
-    return f"{repo_url(entry.name, mirror)}OS/{normalize_arch(entry, arch)}/"
-
-
-def gpg_key_url(release: str, arch: str, mirror: str | None = None) -> str:
-    """The RPM signing key for a release's repositories, as openEuler publishes it in the OS repo."""
-    return os_repo_url(release, arch, mirror) + "RPM-GPG-KEY-openEuler"

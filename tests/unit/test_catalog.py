@@ -86,9 +86,3 @@ def test_mirror_comes_from_the_environment_when_not_given(monkeypatch):
 def test_a_mirror_that_is_not_an_http_url_is_bad_input(bad):
     with pytest.raises(UsageError, match="is not an http\\(s\\) URL"):
         catalog.mirror_root(bad)
-
-
-def test_repository_and_gpg_key_urls():
-    assert catalog.repo_url("22.03-LTS-SP4") == OFFICIAL + "openEuler-22.03-LTS-SP4/"
-    assert catalog.gpg_key_url("24.03-LTS-SP1", "aarch64", "http://m/") == \
-        "http://m/openEuler-24.03-LTS-SP1/OS/aarch64/RPM-GPG-KEY-openEuler"
