@@ -22,6 +22,7 @@ import pytest
 from eulerpub import bootcheck
 from eulerpub.bootmodes import parse_partition_table
 from eulerpub.manifest import artifact_path, read_record, sha256_file
+from tests.e2e.builds import standin_build_args
 from tests.fixtures_moto import snapshot_blocks
 
 EBS_BLOCK = 512 * 1024
@@ -37,9 +38,7 @@ pytestmark = [
 
 
 def build_args(mirror: str, output: Path) -> list[str]:
-    return ["build", "--profile", "hpc-standin", "--profiles-dir", str(REPO / "tests" / "profiles"),
-            "--elements-dir", str(REPO / "tests" / "elements"), "--mirror", mirror, "--output", str(output),
-            "--json"]
+    return standin_build_args("hpc-standin", mirror, output)
 
 
 @contextlib.contextmanager
@@ -99,8 +98,13 @@ def inspect_image(root: Path) -> None:
 
     modules = root / "usr/share/modules/modulefiles/mpi"
     assert {"openmpi", "mpich"} <= {p.name for p in modules.iterdir()}
-    assert "softlockup_panic=1" not in (root / "boot/grub/grub.cfg").read_text()
-    assert "console=ttyS0" in (root / "boot/grub/grub.cfg").read_text()
+    grub_cfg = (root / "boot/grub/grub.cfg").read_text()
+    # The stand-in carries openEuler's official GRUB_CMDLINE_LINUX: hpc drops softlockup_panic=1 and nothing else,
+    # and diskimage-builder's "nomodeset" default is not added.
+    assert "softlockup_panic=1" not in grub_cfg
+    for kept in ("console=ttyS0", "oops=panic", "panic=3", "crashkernel=256M", "nmi_watchdog=1"):
+        assert kept in grub_cfg, kept
+    assert "nomodeset" not in grub_cfg
 
 
 def inspect_boot(raw: Path) -> None:
@@ -114,6 +118,11 @@ def inspect_boot(raw: Path) -> None:
     listing = subprocess.run(["mdir", "-b", "-/", "-i", f"{raw}@@{esp['start'] * 512}", "::/EFI"], check=True,
                              capture_output=True, text=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"}).stdout
     assert "::/EFI/BOOT/BOOTX64.EFI" in listing.upper().replace("\\", "/"), listing
+    # The base's EFI tree (grub built for openEuler's MBR layout, prefix (,msdos1)) was dropped, not carried over.
+    assert "OPENEULER" not in listing.upper(), listing
+    loader = subprocess.run(["mtype", "-i", f"{raw}@@{esp['start'] * 512}", "::/EFI/BOOT/BOOTX64.EFI"], check=True,
+                            capture_output=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"}).stdout
+    assert loader.startswith(b"MZ") and b"(,msdos1)" not in loader
     bios_boot = by_type["21686148-6449-6E6F-744E-656564454649"]
     with open(raw, "rb") as handle:
         handle.seek(bios_boot["start"] * 512)
@@ -161,16 +170,12 @@ def publish_to_aws(cli, record_path: Path, moto) -> None:
 
 
 def test_hpc_standin_build_inspect_reuse_boot_publish(cli, openeuler_mirror, persistent_cache, tmp_path,
-                                                      aws_env, monkeypatch):
-    output = tmp_path / "builds"
-
-    started = time.monotonic()
-    first = cli(*build_args(openeuler_mirror, output))
-    build_s = time.monotonic() - started
-    assert first.exit_code == 0, first.stderr[-3000:]
-    built = json.loads(first.stdout)
+                                                      aws_env, monkeypatch, hpc_standin_build):
+    # The first build is the session's (conftest: test_hpcnow_standin boots it too).
+    built, build_s = hpc_standin_build.report, hpc_standin_build.seconds
     assert built["status"] == "built"
     record_path = Path(built["record"])
+    output = record_path.parent.parent
     record = read_record(record_path)
 
     # The record: inputs, base, every artifact's size and sha256 match the files.

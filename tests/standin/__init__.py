@@ -13,6 +13,8 @@ import subprocess
 from pathlib import Path
 
 BUILDER = Path(__file__).with_name("build-standin.sh")
+# The builder installs openEuler's own grub defaults: they are part of what the stand-in is.
+GRUB_DEFAULTS = Path(__file__).parent.parent / "openeuler-root" / "24.03-LTS-SP1" / "etc" / "default" / "grub"
 STANDIN_VERSION = "24.03-LTS-SP1"  # the release name the stand-in is served as
 STANDIN_ARCH = "x86_64"
 
@@ -23,7 +25,7 @@ def test_cache_dir() -> Path:
 
 
 def builder_hash() -> str:
-    return hashlib.sha256(BUILDER.read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(BUILDER.read_bytes() + GRUB_DEFAULTS.read_bytes()).hexdigest()[:16]
 
 
 def ensure_standin(version: str = STANDIN_VERSION, arch: str = STANDIN_ARCH) -> Path:

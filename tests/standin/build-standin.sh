@@ -1,6 +1,9 @@
 #!/bin/bash
 # Build a small Debian bookworm disk laid out like the official openEuler qcow2:
-# MBR label, p1 FAT16 mounted at /boot, p2 ext4 labelled "rootfs", fstab by UUID.
+# MBR label, p1 FAT16 mounted at /boot, p2 ext4 labelled "rootfs", fstab by UUID. The FAT /boot holds what the
+# official one holds besides the kernel: grub2/ (grub.cfg, grubenv) and the EFI tree, efi/EFI/openEuler/ with a
+# grub EFI binary whose prefix is (,msdos1)/efi/EFI/openEuler (as openEuler's recipe builds it) and its copy at
+# efi/BOOT/BOOT<ARCH>.EFI. /etc/default/grub is the official one (tests/openeuler-root/24.03-LTS-SP1).
 # Nothing is mounted: debootstrap into a directory, then mkfs.ext4 -d, mkfs.vfat + mcopy,
 # sfdisk and dd assemble the disk, qemu-img and xz finish it.
 #
@@ -13,6 +16,8 @@ fi
 set -eu
 set -o pipefail
 
+HERE=$(cd "$(dirname "$0")" && pwd)
+GRUB_DEFAULTS=$HERE/../openeuler-root/24.03-LTS-SP1/etc/default/grub
 OUTDIR=${1:?usage: build-standin.sh OUTDIR VERSION ARCH}
 VERSION=${2:?usage: build-standin.sh OUTDIR VERSION ARCH}
 ARCH=${3:?usage: build-standin.sh OUTDIR VERSION ARCH}
@@ -23,8 +28,8 @@ SUITE=bookworm
 BOOT_MB=160           # p1: FAT16 needs at least ~16 MiB; the official image gives /boot ~5% of the disk
 ROOT_SPARE_MB=512     # free space left in the ext4 root beyond its content
 case "$ARCH" in
-    x86_64) DEB_ARCH=amd64 ;;
-    aarch64) DEB_ARCH=arm64 ;;
+    x86_64) DEB_ARCH=amd64 GRUB_EFI=x86_64-efi EFI_NAME=grubx64.efi REMOVABLE=BOOTX64.EFI ;;
+    aarch64) DEB_ARCH=arm64 GRUB_EFI=arm64-efi EFI_NAME=grubaa64.efi REMOVABLE=BOOTAA64.EFI ;;
     *) echo "build-standin: unsupported arch $ARCH" >&2; exit 2 ;;
 esac
 
@@ -40,7 +45,7 @@ ROOT=$WORK/root
 
 echo "standin: debootstrap $SUITE ($DEB_ARCH) from $MIRROR"
 debootstrap --arch="$DEB_ARCH" --variant=minbase \
-    --include=linux-image-"$DEB_ARCH",initramfs-tools,systemd-sysv,udev,kmod,dbus,ifupdown,isc-dhcp-client,iproute2,openssh-server,sudo,ca-certificates,e2fsprogs,gnupg,procps,less,locales \
+    --include=linux-image-"$DEB_ARCH",initramfs-tools,systemd-sysv,udev,kmod,dbus,ifupdown,isc-dhcp-client,iproute2,openssh-server,sudo,ca-certificates,e2fsprogs,gnupg,procps,less,locales,grub-efi-$DEB_ARCH-bin \
     "$SUITE" "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 || {
     tail -40 "$WORK/debootstrap.log" >&2
     exit 1
@@ -56,15 +61,33 @@ deb $SECURITY_MIRROR $SUITE-security main
 SOURCES
 echo "openeuler-standin" >"$ROOT/etc/hostname"
 printf 'source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n' >"$ROOT/etc/network/interfaces"
-# Like the official image's kernel command line (the hpc profile must drop the panic options).
-printf 'GRUB_CMDLINE_LINUX="console=tty1 console=ttyS0 oops=panic softlockup_panic=1 panic=3"\n' \
-    >"$ROOT/etc/default/grub"
+# The official grub defaults, kernel command line included (the hpc profile drops softlockup_panic=1 only).
+install -m 0644 "$GRUB_DEFAULTS" "$ROOT/etc/default/grub"
+# The official /boot's EFI tree: openEuler builds its grub EFI binary with the prefix of its MBR layout, which
+# is wrong on any other layout, so cloud-image-root must drop it when the new image has an ESP. Built with
+# Debian's grub modules, which then leave the root (DIB installs the bootloader the layout needs).
+mkdir -p "$ROOT/boot/efi/EFI/openEuler" "$ROOT/boot/efi/BOOT" "$ROOT/boot/grub2"
+chroot "$ROOT" grub-mkimage -O "$GRUB_EFI" -p '(,msdos1)/efi/EFI/openEuler' \
+    -o "/boot/efi/EFI/openEuler/$EFI_NAME" part_msdos fat ext2 normal configfile search linux
+cp "$ROOT/boot/efi/EFI/openEuler/$EFI_NAME" "$ROOT/boot/efi/BOOT/$REMOVABLE"
+chroot "$ROOT" dpkg --purge "grub-efi-$DEB_ARCH-bin" >/dev/null
+# Stand-ins for grub2-mkconfig's output (the kernel is found by the configs DIB writes, not these).
+for cfg in "$ROOT/boot/grub2/grub.cfg" "$ROOT/boot/efi/EFI/openEuler/grub.cfg"; do
+    cat >"$cfg" <<'GRUBCFG'
+# stand-in for the grub.cfg of the official image (grub2-mkconfig output), MBR layout
+set default=saved
+search --no-floppy --fs-uuid --set=root --hint='hd0,msdos1' BOOT_UUID
+GRUBCFG
+done
+{ printf '# GRUB Environment Block\nsaved_entry=0\n'; head -c 1024 /dev/zero; } | head -c 1024 | tr '\0' '#' \
+    >"$ROOT/boot/grub2/grubenv"
 chroot "$ROOT" apt-get clean
 rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/log/*.log
 
 ROOT_UUID=$(cat /proc/sys/kernel/random/uuid)
 BOOT_ID=$(od -An -N4 -tx4 /dev/urandom | tr -d ' ' | tr 'a-f' 'A-F')
 BOOT_UUID="${BOOT_ID:0:4}-${BOOT_ID:4:4}"
+sed -i "s/BOOT_UUID/$BOOT_UUID/" "$ROOT/boot/grub2/grub.cfg" "$ROOT/boot/efi/EFI/openEuler/grub.cfg"
 cat >"$ROOT/etc/fstab" <<FSTAB
 UUID=$ROOT_UUID / ext4 defaults 1 1
 UUID=$BOOT_UUID /boot vfat defaults,umask=0077 0 2
