@@ -20,6 +20,7 @@ ADAPTERS: dict[str, str | AdapterFactory] = {
     "aws": "eulerpub.clouds.aws:AwsAdapter",
     "huawei": "eulerpub.clouds.huawei:HuaweiAdapter",
     "tencent": "eulerpub.clouds.tencent:TencentAdapter",
+    "alibaba": "eulerpub.clouds.alibaba:AlibabaAdapter",
 }
 
 

@@ -40,6 +40,7 @@ from eulerpub.clouds.base import (
     ProgressCallback,
     PublishSpec,
     Upload,
+    pick_usable,
     whole_gib,
 )
 from eulerpub.clouds.ebs import EbsUploader
@@ -219,9 +220,7 @@ class AwsAdapter:
         return sorted((_image_ref(region, i) for i in images), key=lambda i: i.created, reverse=True)
 
     def find_image(self, region: str, build_id: str) -> ImageRef | None:
-        found = [i for i in self._describe(region, [{"Name": f"tag:{TAG_BUILD_ID}", "Values": [build_id]}])
-                 if i.state != "failed"]
-        return found[0] if found else None
+        return pick_usable(self._describe(region, [{"Name": f"tag:{TAG_BUILD_ID}", "Values": [build_id]}]))
 
     def list_images(self, region: str, *, name: str | None = None, profile: str | None = None) -> list[ImageRef]:
         filters = [{"Name": "name", "Values": [name]}] if name else [

@@ -12,6 +12,11 @@ against the live cloud; these are the offline ones. Sources:
   lower-case hex digits (IAM "Obtaining a Project ID").
 - Tencent Cloud: CVM ImportImage `ImageName` ("不得超过60个字符", tencentcloud-sdk-python cvm v20170312
   models.py); account ids (UIN) are numbers.
+- Alibaba Cloud: ECS ImportImage/CopyImage `ImageName` ("2 to 128 characters ... must start with a letter or a
+  Chinese character ... can contain digits, periods (.), colons (:), underscores (_), or hyphens (-)",
+  alibabacloud-ecs20140526 7.11.8 `ImportImageRequest`); region ids as DescribeRegions names them (cn-hangzhou,
+  ap-southeast-1); `Architecture` x86_64 or arm64 (the same model); account ids (UID) are numbers
+  (`ModifyImageSharePermissionRequest.AddAccount`: "the Alibaba Cloud account ID").
 """
 
 from __future__ import annotations
@@ -70,6 +75,16 @@ RULES: dict[str, CloudRules] = {
         arches=("x86_64", "aarch64"),
         share=re.compile(r"^\d{5,20}$"),
         share_text="a numeric Tencent Cloud account id",
+    ),    "alibaba": CloudRules(
+        title="Alibaba Cloud",
+        region=re.compile(r"^[a-z]{2}-[a-z]+(-\d{1,2})?$"),
+        region_examples="cn-hangzhou, ap-southeast-1",
+        name_chars=re.compile(r"[0-9A-Za-z\u4e00-\u9fa5.:_-]"),  # and the first one a letter (the adapter checks)
+        name_chars_text="letters, digits, Chinese characters and . : _ -",
+        name_min=2, name_max=128,
+        arches=("x86_64", "aarch64"),
+        share=re.compile(r"^\d{10,20}$"),
+        share_text="a numeric Alibaba Cloud account id",
     ),
 }
 

@@ -1,6 +1,7 @@
 """pytest fixtures and real-SDK client factories for the emulators.
 
-Wire into a conftest with `from tests.emulators.fixtures import ims_emulator, cvm_emulator  # noqa: F401`.
+Wire into a conftest with `from tests.emulators.fixtures import ims_emulator, cvm_emulator  # noqa: F401`
+(or `ecs_emulator`).
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from alibabacloud_ecs20140526.client import Client as EcsClient
+from alibabacloud_tea_openapi import models as openapi
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkims.v2 import ImsClient
 from huaweicloudsdkims.v2.region.ims_region import ImsRegion
@@ -17,6 +20,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.cvm.v20170312.cvm_client import CvmClient
 
 from .cvm import CvmEmulator
+from .ecs import EcsEmulator
 from .ims import ImsEmulator
 
 
@@ -37,6 +41,13 @@ def cvm_emulator() -> Iterator[CvmEmulator]:
         assert not emulator.crashes, emulator.crashes[0]
 
 
+@pytest.fixture
+def ecs_emulator() -> Iterator[EcsEmulator]:
+    with EcsEmulator() as emulator:
+        yield emulator
+        assert not emulator.crashes, emulator.crashes[0]
+
+
 def ims_client(emulator: ImsEmulator, region: str, sk: str | None = None) -> ImsClient:
     """An unmodified SDK client for `region`, resolved through the SDK's own region lookup (needs sdk_env())."""
     credentials = BasicCredentials(emulator.ak, sk or emulator.sk, emulator.projects[region])
@@ -46,3 +57,11 @@ def ims_client(emulator: ImsEmulator, region: str, sk: str | None = None) -> Ims
 def cvm_client(emulator: CvmEmulator, region: str, secret_key: str | None = None) -> CvmClient:
     profile = ClientProfile(httpProfile=HttpProfile(endpoint=emulator.endpoint, protocol="http"))
     return CvmClient(Credential(emulator.secret_id, secret_key or emulator.secret_key), region, profile)
+
+
+def ecs_client(emulator: EcsEmulator, region: str, secret: str | None = None) -> EcsClient:
+    """An unmodified ECS SDK client for `region`, pointed at the emulator (plain keys, no credential chain)."""
+    config = openapi.Config(access_key_id=emulator.access_key_id,
+                            access_key_secret=secret or emulator.access_key_secret, region_id=region,
+                            protocol="http", endpoint=emulator.url.removeprefix("http://"))
+    return EcsClient(config)

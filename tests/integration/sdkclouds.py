@@ -1,4 +1,4 @@
-"""Shared ground for the Huawei and Tencent publish tests: the disk images, the S3-compatible store (moto), the
+"""Shared ground for the Huawei, Tencent and Alibaba publish tests: the disk images, the S3-compatible store (moto), the
 emulator harness each cloud's conftest builds, and running the real CLI in-process or as a child process."""
 
 from __future__ import annotations
@@ -82,6 +82,8 @@ class Harness:
     live: Callable[[Any], bool] = field(repr=False, default=lambda image: True)  # not a failed image
     destinations: Callable[[Any], list[str]] = field(repr=False, default=lambda call: [])  # of a copy call
     cloud_args: tuple[str, ...] = ()  # options every publish to this cloud needs (Huawei: --agency)
+    throttle_codes: tuple[str, ...] = ("APIGW.0308", "RequestLimitExceeded")  # the emulator's throttling answer
+    failed_states: tuple[str, str] = ("IMPORTFAILED", "CREATEFAILED")  # the state words of a failed import, copy
 
     @property
     def source(self) -> str:

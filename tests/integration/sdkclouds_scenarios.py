@@ -1,4 +1,4 @@
-"""Resume, idempotency, failure and credential scenarios that Huawei and Tencent must both pass.
+"""Resume, idempotency, failure and credential scenarios that Huawei, Tencent and Alibaba must all pass.
 
 Each cloud's test module imports these tests; its conftest supplies the `harness` (emulator + moto) and `images`
 fixtures. Every test drives the real CLI: in-process through the `cli` fixture, or as a child process when it is
@@ -58,7 +58,7 @@ def test_failed_import_keeps_the_object_and_a_rerun_imports_it_without_uploading
     assert failed.exit_code == 1
     result = rows(failed.stdout)
     assert result[harness.source]["status"] == "failed"
-    why = "the disk has no partition table" if harness.says_why else "IMPORTFAILED"
+    why = "the disk has no partition table" if harness.says_why else harness.failed_states[0]
     assert "import" in result[harness.source]["error"] and why in result[harness.source]["error"]
     assert all(result[r]["status"] == "skipped" for r in harness.regions[1:])
     assert harness.objects() != []  # kept for the re-run
@@ -90,11 +90,11 @@ def test_failed_and_stuck_copies_fail_alone_and_a_rerun_finishes_only_them(harne
     assert first.exit_code == 1
     result = rows(first.stdout)
     assert result[harness.source]["status"] == "done"
-    why = "replication quota exceeded" if harness.says_why else "CREATEFAILED"
+    why = "replication quota exceeded" if harness.says_why else harness.failed_states[1]
     assert result[failing]["status"] == "failed" and why in result[failing]["error"]
     assert result[slow]["status"] == "failed" and "still running" in result[slow]["error"]
     assert "2 of 3 regions failed" in first.stderr
-    throttled = [c for c in emulator.requests if c.error in ("APIGW.0308", "RequestLimitExceeded")]
+    throttled = [c for c in emulator.requests if c.error in harness.throttle_codes]
     assert len(throttled) == 5  # all retried: the source region went through
     imports, slow_copies = harness.imports(), harness.copies_to(slow)
     harness.unstick()  # the slow region's copy finishes after all
@@ -181,3 +181,20 @@ def test_missing_credentials_name_the_variable(harness: Harness, cli, images, mo
     assert result.exit_code == 2
     assert f"set {harness.secret_variable} in the environment" in result.stderr
     assert harness.emulator.requests == []
+
+
+def test_rerun_without_the_journal_finds_every_image_by_its_tag(harness: Harness, cli, images) -> None:
+    first = cli(*harness.args(images["qcow2"]))
+    assert first.exit_code == 0, first.stderr
+    for path in journal_files(Path.cwd()):
+        path.unlink()
+    creates, uploads = harness.creates(), _uploads(harness)
+
+    again = cli(*harness.args(images["qcow2"]))
+
+    assert again.exit_code == 0, again.stderr
+    assert {r: row["image_id"] for r, row in rows(again.stdout).items()} == \
+        {r: row["image_id"] for r, row in rows(first.stdout).items()}
+    assert not any(row["created"] for row in rows(again.stdout).values())
+    assert harness.creates() == creates and _uploads(harness) == uploads
+    _one_image_per_region(harness)

@@ -1,0 +1,458 @@
+"""Offline emulator of Alibaba Cloud ECS API 2014-05-26 (custom image actions) and RAM 2015-05-01 (GetRole) for
+the unmodified alibabacloud SDK (alibabacloud-ecs20140526 on alibabacloud-tea-openapi).
+
+One port serves every region: the RPC request's `RegionId` query parameter names it. The SDK sends
+`POST /?Action-parameters` signed ACS3-HMAC-SHA256 (tea-openapi `do_request`): the emulator rebuilds the
+canonical request from the wire and checks the signature, `x-acs-content-sha256`, `x-acs-date` and that no
+`x-acs-signature-nonce` is used twice. Errors are HTTP 4xx/5xx with `{"RequestId", "Code", "Message"}`, which the
+SDK raises as ClientException/ServerException. Every rule and its source: tests/emulators/README.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import string
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+from .server import (
+    FAIL,
+    SERVER_ERROR,
+    STUCK,
+    THROTTLE,
+    Call,
+    Faults,
+    HttpRequest,
+    HttpResponse,
+    Progress,
+    ServerThread,
+    Timing,
+    new_request_id,
+    utc_iso,
+)
+
+ECS_VERSION, RAM_VERSION = "2014-05-26", "2015-05-01"
+IMPORT_ROLE = "AliyunECSImageImportDefaultRole"
+ECS_TRUST = json.dumps({"Statement": [{"Action": "sts:AssumeRole", "Effect": "Allow",
+                                       "Principal": {"Service": ["ecs.aliyuncs.com"]}}], "Version": "1"})
+# alibabacloud-ecs20140526 7.11.8 models (the "SDK model" of the README's rules):
+ARCHITECTURES = ("i386", "x86_64", "arm64")  # ImportImageRequest.Architecture
+BOOT_MODES = ("BIOS", "UEFI")  # ImportImageRequest.BootMode
+OS_TYPES = ("windows", "linux")  # ImportImageRequest.OSType
+FORMATS = ("RAW", "VHD", "QCOW2", "VMDK")  # ImportImageRequestDiskDeviceMapping.Format
+PLATFORMS = ("Aliyun", "Anolis", "CentOS", "Ubuntu", "CoreOS", "SUSE", "Debian", "OpenSUSE", "FreeBSD", "RedHat",
+             "Kylin", "UOS", "Fedora", "Fedora CoreOS", "CentOS Stream", "AlmaLinux", "Rocky Linux", "Gentoo",
+             "Customized Linux", "Others Linux", "Windows Server 2022", "Windows Server 2019",
+             "Windows Server 2016", "Windows Server 2012", "Windows Server 2008", "Windows Server 2003",
+             "Other Windows")  # ImportImageRequest.Platform
+STATES = ("Creating", "Waiting", "Available", "UnAvailable", "CreateFailed")  # DescribeImagesRequest.Status
+IMAGE_NAME = re.compile(r"^[A-Za-z\u4e00-\u9fa5][0-9A-Za-z\u4e00-\u9fa5.:_-]{1,127}$")  # ImportImageRequest.ImageName
+MAX_SKEW = 15 * 60  # seconds: "InvalidTimeStamp.Expired" beyond 15 minutes (ECS common errors)
+GiB = 1024**3
+
+
+class EcsError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _bad(code: str, message: str) -> EcsError:
+    return EcsError(400, code, message)
+
+
+@dataclass
+class Image:
+    id: str
+    region: str
+    name: str
+    architecture: str
+    platform: str
+    boot_mode: str
+    format: str
+    size_gib: int
+    oss: tuple[str, str] | None  # (bucket, object) of an import; None for a copy
+    progress: Progress | None = field(default=None, repr=False)
+    status: str = "Creating"
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    shared_with: dict[str, str] = field(default_factory=dict)  # account id -> SharedTime
+    copied_from: str | None = None
+    created_at: str = field(default_factory=utc_iso)
+    looks: int = 0
+
+    def wire(self) -> dict[str, Any]:
+        percent = "100%" if self.status == "Available" else f"{min(99, self.looks * 30)}%"
+        return {"ImageId": self.id, "ImageName": self.name, "Status": self.status, "Progress": percent,
+                "CreationTime": self.created_at, "Description": self.description, "Architecture": self.architecture,
+                "Platform": self.platform, "OSType": "linux", "BootMode": self.boot_mode, "Size": self.size_gib,
+                "ImageOwnerAlias": "self", "IsCopied": self.copied_from is not None,
+                "Tags": {"Tag": [{"TagKey": k, "TagValue": v} for k, v in self.tags.items()]},
+                "DiskDeviceMappings": {"DiskDeviceMapping": [{"Size": str(self.size_gib), "Format": self.format,
+                                                              "Type": "system"}]}}
+
+
+class EcsEmulator:
+    """ECS image APIs and RAM GetRole on 127.0.0.1. `object_size(bucket, key)` answers what ImportImage finds in
+    OSS (None: no such object); `import_role` (the role's trust policy, or None) is what GetRole answers for
+    AliyunECSImageImportDefaultRole and whether ImportImage may read OSS."""
+
+    def __init__(self, regions: tuple[str, ...] = ("cn-hangzhou", "cn-shanghai", "cn-beijing"),
+                 access_key_id: str = "LTAIEMULATOR0000000001", access_key_secret: str = "emulator-secret-key",
+                 account_id: str = "1000000000000001",
+                 object_size: Callable[[str, str], int | None] | None = None, timing: Timing | None = None,
+                 import_role: str | None = ECS_TRUST, max_clock_skew: float = MAX_SKEW):
+        self.regions = list(regions)
+        self.access_key_id, self.access_key_secret, self.account_id = access_key_id, access_key_secret, account_id
+        self.object_size = object_size or (lambda bucket, key: None)
+        self.timing = timing or Timing(polls=2)
+        self.import_role = import_role
+        self.max_clock_skew = max_clock_skew
+        self.faults = Faults()
+        self.images: dict[str, Image] = {}
+        self.tokens: dict[tuple[str, str, str], str] = {}  # (action, region, ClientToken) -> image id
+        self.nonces: set[str] = set()
+        self.requests: list[Call] = []
+        self.auth_failures: list[str] = []
+        self.crashes: list[str] = []
+        self._lock = threading.RLock()
+        self._server = ServerThread(self._handle, self.crashes)
+        self._actions: dict[str, Callable[[str, dict[str, str]], dict[str, Any]]] = {
+            "ImportImage": self._import_image, "DescribeImages": self._describe_images, "CopyImage": self._copy_image,
+            "ModifyImageSharePermission": self._modify_share, "DescribeImageSharePermission": self._describe_share,
+            "DeleteImage": self._delete_image,
+        }
+
+    # ---- lifecycle and test helpers -------------------------------------------------------------------
+    def start(self) -> EcsEmulator:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> EcsEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def calls(self, action: str) -> list[Call]:
+        return [call for call in self.requests if call.action == action]
+
+    def finish_all(self) -> None:
+        with self._lock:
+            for image in self.images.values():
+                if image.progress is not None:
+                    image.progress.finish()
+
+    # ---- HTTP entry point --------------------------------------------------------------------------------
+    def _handle(self, request: HttpRequest) -> HttpResponse:
+        request_id = new_request_id()
+        with self._lock:
+            params = dict(parse_qsl(request.raw_query, keep_blank_values=True))
+            action = request.header("x-acs-action") or ""
+            try:
+                self._authenticate(request, params)
+            except EcsError as error:
+                return _error(request_id, error)
+            region = params.get("RegionId", "")
+            call = Call(region, action, params)
+            self.requests.append(call)
+            try:
+                result = self._dispatch(request, action, region, params)
+            except EcsError as error:
+                call.error = error.code
+                return _error(request_id, error)
+        return HttpResponse.json(200, {**result, "RequestId": request_id})
+
+    def _dispatch(self, request: HttpRequest, action: str, region: str, params: dict[str, str]) -> dict[str, Any]:
+        version = request.header("x-acs-version")
+        if action == "GetRole" and version == RAM_VERSION:
+            return self._get_role(params)
+        if version != ECS_VERSION:
+            raise _bad("InvalidVersion", f"Specified parameter Version {version} is not valid.")
+        handler = self._actions.get(action)
+        if handler is None:
+            raise EcsError(404, "InvalidAction.NotFound", f"Specified api {action} is not found.")
+        if region not in self.regions:
+            raise EcsError(404, "InvalidRegionId.NotFound", f"The specified RegionId {region!r} does not exist.")
+        fault = self.faults.take((THROTTLE, SERVER_ERROR), action, region)
+        if fault is not None and fault.kind == THROTTLE:
+            raise _bad("Throttling.User", "Request was denied due to user flow control.")
+        if fault is not None:
+            raise EcsError(503, "ServiceUnavailable", f"The request has failed due to a temporary failure of the "
+                                                      f"server ({fault.reason}).")
+        return handler(region, params)
+
+    def _authenticate(self, request: HttpRequest, params: dict[str, str]) -> None:
+        try:
+            _verify_acs3(request, params, lambda ak: self.access_key_secret if ak == self.access_key_id else None,
+                         self.nonces, self.max_clock_skew)
+        except EcsError as error:
+            self.auth_failures.append(error.message)
+            raise
+
+    # ---- state helpers -----------------------------------------------------------------------------------
+    def _new_image_id(self) -> str:
+        alphabet = string.ascii_lowercase + string.digits
+        while True:
+            image_id = "m-" + "".join(secrets.choice(alphabet) for _ in range(20))
+            if image_id not in self.images:
+                return image_id
+
+    def _look(self, image: Image) -> None:
+        if image.progress is None:
+            return
+        image.looks += 1
+        image.progress.look()
+        if image.progress.done:
+            image.status = "CreateFailed" if image.progress.fail_reason is not None else "Available"
+            image.progress = None
+
+    def _own_image(self, region: str, image_id: str | None) -> Image:
+        image = self.images.get(image_id or "")
+        if image is None or image.region != region:
+            raise EcsError(404, "InvalidImageId.NotFound", f"The specified ImageId {image_id!r} does not exist.")
+        self._look(image)
+        return image
+
+    def _repeat(self, action: str, region: str, params: dict[str, str]) -> Image | None:
+        """ClientToken: the same token answers the image the first call made ("How to ensure idempotence")."""
+        token = params.get("ClientToken")
+        if token is None:
+            return None
+        if len(token) > 64 or not token.isascii():
+            raise _bad("InvalidClientToken.Malformed", "The ClientToken is longer than 64 characters or not ASCII.")
+        image_id = self.tokens.get((action, region, token))
+        return self.images.get(image_id) if image_id else None
+
+    # ---- actions -----------------------------------------------------------------------------------------
+    def _import_image(self, region: str, params: dict[str, str]) -> dict[str, Any]:
+        repeated = self._repeat("ImportImage", region, params)
+        if repeated is not None:
+            return {"ImageId": repeated.id, "TaskId": f"t-{repeated.id[2:]}", "RegionId": region}
+        name = params.get("ImageName", "")
+        _check_name(name)
+        description = _check_description(params.get("Description"))
+        architecture = params.get("Architecture", "x86_64")
+        if architecture not in ARCHITECTURES:
+            raise _bad("InvalidArchitecture.Malformed", f"Architecture {architecture!r} is not one of {ARCHITECTURES}.")
+        boot_mode = params.get("BootMode") or ("UEFI" if architecture == "arm64" else "BIOS")
+        if boot_mode not in BOOT_MODES:
+            raise _bad("InvalidBootMode.Malformed", f"BootMode {boot_mode!r} is not one of {BOOT_MODES}.")
+        if architecture == "arm64" and boot_mode != "UEFI":
+            raise _bad("InvalidBootMode.NotSupported", "An arm64 image boots UEFI only.")
+        if params.get("OSType", "linux") not in OS_TYPES:
+            raise _bad("InvalidOSType.Malformed", f"OSType {params.get('OSType')!r} is not one of {OS_TYPES}.")
+        platform = params.get("Platform", "Others Linux")
+        if platform not in PLATFORMS:
+            raise _bad("InvalidPlatform.ValueNotSupported", f"Platform {platform!r} is not supported.")
+        bucket, key = params.get("DiskDeviceMapping.1.OSSBucket"), params.get("DiskDeviceMapping.1.OSSObject")
+        if not bucket or not key:
+            raise _bad("MissingParameter", "DiskDeviceMapping.1.OSSBucket and DiskDeviceMapping.1.OSSObject are "
+                                           "required.")
+        fmt = params.get("DiskDeviceMapping.1.Format", "RAW")
+        if fmt not in FORMATS:
+            raise _bad("InvalidFormat.Malformed", f"Format {fmt!r} is not one of {FORMATS}.")
+        size = int(params.get("DiskDeviceMapping.1.DiskImageSize", "0") or 0)
+        if not 1 <= size <= 2048:
+            raise _bad("InvalidDiskImageSize.Malformed", "DiskImageSize must be 1 to 2048 GiB.")
+        tags = _tags(params)
+        if any(i.name == name and i.region == region for i in self.images.values()):
+            raise _bad("InvalidImageName.Duplicated", f"The image name {name!r} is already used.")
+        if self.import_role is None:
+            raise EcsError(403, "NoSetRoletoECSServiceAccount", "The ECS service account has no role to read OSS.")
+        if params.get("DryRun") == "true":
+            raise _bad("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+        object_size = self.object_size(bucket, key)
+        if object_size is None:
+            raise EcsError(404, "InvalidOSSObject.NotFound", f"The OSS object {bucket}/{key} does not exist.")
+        if object_size > size * GiB:
+            raise _bad("InvalidDiskImageSize.TooSmall", "DiskImageSize is smaller than the image file.")
+        fault = self.faults.take((FAIL, STUCK), "ImportImage", region)
+        image = Image(self._new_image_id(), region, name, architecture, platform, boot_mode, fmt, size,
+                      (bucket, key), Progress(self.timing, fault), description=description, tags=tags)
+        self.images[image.id] = image
+        if "ClientToken" in params:
+            self.tokens[("ImportImage", region, params["ClientToken"])] = image.id
+        return {"ImageId": image.id, "TaskId": f"t-{image.id[2:]}", "RegionId": region}
+
+    def _describe_images(self, region: str, params: dict[str, str]) -> dict[str, Any]:
+        page_size, page_number = int(params.get("PageSize", "10")), int(params.get("PageNumber", "1"))
+        if not 1 <= page_size <= 100 or page_number < 1:
+            raise _bad("InvalidParameter", "PageSize must be 1 to 100 and PageNumber at least 1.")
+        wanted = params.get("Status", "Available").split(",")  # DescribeImagesRequest.Status: default Available
+        if any(s not in STATES for s in wanted):
+            raise _bad("InvalidStatus.ValueNotSupported", f"Status {params.get('Status')!r} is not supported.")
+        if params.get("ImageOwnerAlias", "self") not in ("system", "self", "others", "marketplace"):
+            raise _bad("InvalidImageOwnerAlias.ValueNotSupported", "ImageOwnerAlias is not supported.")
+        tags = _tags(params)
+        ids = set(params["ImageId"].split(",")) if params.get("ImageId") else None
+        found = []
+        for image in reversed(list(self.images.values())):  # newest first
+            if image.region != region or (ids is not None and image.id not in ids):
+                continue
+            if params.get("ImageName") and image.name != params["ImageName"]:
+                continue
+            if any(image.tags.get(k) != v for k, v in tags.items()):
+                continue
+            self._look(image)
+            if image.status in wanted:
+                found.append(image)
+        page = found[(page_number - 1) * page_size:page_number * page_size]
+        return {"Images": {"Image": [image.wire() for image in page]}, "TotalCount": len(found),
+                "PageNumber": page_number, "PageSize": page_size, "RegionId": region}
+
+    def _copy_image(self, region: str, params: dict[str, str]) -> dict[str, Any]:
+        repeated = self._repeat("CopyImage", region, params)
+        if repeated is not None:
+            return {"ImageId": repeated.id}
+        source = self._own_image(region, params.get("ImageId"))
+        if source.status != "Available":
+            raise _bad("IncorrectImageStatus", f"The image {source.id} is {source.status}.")
+        destination = params.get("DestinationRegionId", "")
+        if destination not in self.regions:
+            raise EcsError(404, "InvalidRegionId.NotFound", f"The DestinationRegionId {destination!r} does not "
+                                                            "exist.")
+        name = params.get("DestinationImageName") or source.name
+        _check_name(name)
+        description = _check_description(params.get("DestinationDescription")) or source.description
+        tags = _tags(params)
+        if any(i.name == name and i.region == destination for i in self.images.values()):
+            raise _bad("InvalidImageName.Duplicated", f"The image name {name!r} is already used in {destination}.")
+        fault = self.faults.take((FAIL, STUCK), "CopyImage", destination)
+        copy = Image(self._new_image_id(), destination, name, source.architecture, source.platform, source.boot_mode,
+                     source.format, source.size_gib, None, Progress(self.timing, fault), description=description,
+                     tags=tags, copied_from=source.id)
+        self.images[copy.id] = copy
+        if "ClientToken" in params:
+            self.tokens[("CopyImage", region, params["ClientToken"])] = copy.id
+        return {"ImageId": copy.id}
+
+    def _modify_share(self, region: str, params: dict[str, str]) -> dict[str, Any]:
+        image = self._own_image(region, params.get("ImageId"))
+        # AddAccount.N / RemoveAccount.N: N from 1 to 10; "the system processes only the first 10".
+        add = [v for k, v in sorted(params.items()) if re.fullmatch(r"AddAccount\.([1-9]|10)", k)]
+        remove = [v for k, v in sorted(params.items()) if re.fullmatch(r"RemoveAccount\.([1-9]|10)", k)]
+        if image.status != "Available":
+            raise _bad("IncorrectImageStatus", f"The image {image.id} is {image.status}.")
+        for account in add + remove:
+            if not re.fullmatch(r"\d{10,20}", account):
+                raise _bad("InvalidAccount.NotFound", f"The account {account} does not exist.")
+            if account == self.account_id:
+                raise _bad("InvalidAccount.Forbidden", "An image cannot be shared with its own account.")
+        for account in add:
+            image.shared_with.setdefault(account, utc_iso())
+        for account in remove:
+            image.shared_with.pop(account, None)
+        return {}
+
+    def _describe_share(self, region: str, params: dict[str, str]) -> dict[str, Any]:
+        image = self._own_image(region, params.get("ImageId"))
+        return {"ImageId": image.id, "RegionId": region, "TotalCount": len(image.shared_with),
+                "Accounts": {"Account": [{"AliyunId": a, "SharedTime": t} for a, t in image.shared_with.items()]},
+                "ShareGroups": {"ShareGroup": []}}
+
+    def _delete_image(self, region: str, params: dict[str, str]) -> dict[str, Any]:
+        image = self._own_image(region, params.get("ImageId"))
+        if image.status in ("Creating", "Waiting"):
+            raise _bad("IncorrectImageStatus", f"The image {image.id} is {image.status}.")
+        if image.shared_with:
+            raise _bad("InvalidImageId.Shared", f"The image {image.id} is shared; remove its share permissions first.")
+        del self.images[image.id]
+        return {}
+
+    def _get_role(self, params: dict[str, str]) -> dict[str, Any]:
+        name = params.get("RoleName", "")
+        if name != IMPORT_ROLE or self.import_role is None:
+            raise EcsError(404, "EntityNotExist.Role", f"The role not exists: {name}.")
+        return {"Role": {"RoleName": name, "Arn": f"acs:ram::{self.account_id}:role/{name.lower()}",
+                         "AssumeRolePolicyDocument": self.import_role, "CreateDate": utc_iso()}}
+
+
+def _check_name(name: str) -> None:
+    if not IMAGE_NAME.match(name) or name.lower().startswith(("aliyun", "acs:")):
+        raise _bad("InvalidImageName.Malformed", f"The image name {name!r} is not valid (2-128 characters, "
+                                                 "starting with a letter; digits . : _ -; not aliyun or acs:).")
+
+
+def _check_description(description: str | None) -> str:
+    if description is None:
+        return ""
+    if not 2 <= len(description) <= 256 or description.startswith(("http://", "https://")):
+        raise _bad("InvalidDescription.Malformed", "The description must be 2 to 256 characters and not a URL.")
+    return description
+
+
+def _tags(params: dict[str, str]) -> dict[str, str]:
+    """Tag.N.Key / Tag.N.Value, N from 1 to 20; keys non-empty, at most 128 characters, not aliyun/acs:."""
+    tags: dict[str, str] = {}
+    for name, key in params.items():
+        match = re.fullmatch(r"Tag\.(\d+)\.Key", name)
+        if not match:
+            continue
+        if not 1 <= int(match[1]) <= 20:
+            raise _bad("InvalidTagCount", "At most 20 tags.")
+        if not key or len(key) > 128 or key.startswith(("aliyun", "acs:")):
+            raise _bad("InvalidTagKey.Malformed", f"The tag key {key!r} is not valid.")
+        tags[key] = params.get(f"Tag.{match[1]}.Value", "")
+    return tags
+
+
+def _verify_acs3(request: HttpRequest, query: dict[str, str], secret_for: Callable[[str], str | None],
+                 nonces: set[str], max_skew: float) -> str:
+    """ACS3-HMAC-SHA256 (tea-openapi `Utils.get_authorization`): canonical request = METHOD \\n path \\n sorted
+    query (values percent-encoded, '~' kept) \\n "name:value\\n" for each signed header \\n signed;headers \\n
+    x-acs-content-sha256; signature = hex(HMAC-SHA256(secret, "ACS3-HMAC-SHA256\\n" + sha256hex(canonical)))."""
+    match = re.fullmatch(r"ACS3-HMAC-SHA256 Credential=([^,]+),SignedHeaders=([^,]+),Signature=([0-9a-f]+)",
+                         request.header("Authorization") or "")
+    if not match:
+        raise _bad("IncompleteSignature", "The request signature does not conform to Aliyun standards.")
+    access_key, signed, signature = match.groups()
+    secret = secret_for(access_key)
+    if secret is None:
+        raise EcsError(404, "InvalidAccessKeyId.NotFound", f"Specified access key {access_key} is not found.")
+    payload = request.header("x-acs-content-sha256") or ""
+    if payload != hashlib.sha256(request.body).hexdigest():
+        raise _bad("IncompleteSignature", "x-acs-content-sha256 does not match the body.")
+    date = request.header("x-acs-date") or ""
+    try:
+        signed_at = datetime.strptime(date, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        raise _bad("InvalidTimeStamp.Format", f"x-acs-date {date!r} is not ISO 8601 UTC.") from None
+    if abs(time.time() - signed_at) > max_skew:
+        raise _bad("InvalidTimeStamp.Expired", f"Specified time stamp {date} is expired.")
+    names = signed.split(";")
+    if not {"host", "x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256"} <= set(names):
+        raise _bad("IncompleteSignature", "host and the x-acs-* headers must be signed.")
+    headers = "".join(f"{name}:{(request.header(name) or '').strip()}\n" for name in names)
+    canonical_query = "&".join(f"{k}={quote(v, safe='~')}" for k, v in sorted(query.items()))
+    canonical = "\n".join([request.method, request.path or "/", canonical_query, headers, signed, payload])
+    string_to_sign = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
+    expected = hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        raise _bad("SignatureDoesNotMatch", "Specified signature is not matched with our calculation.")
+    nonce = request.header("x-acs-signature-nonce") or ""
+    if not nonce or nonce in nonces:
+        raise _bad("SignatureNonceUsed", "Specified signature nonce was used already.")
+    nonces.add(nonce)
+    return access_key
+
+
+def _error(request_id: str, error: EcsError) -> HttpResponse:
+    return HttpResponse.json(error.status, {"RequestId": request_id, "HostId": "ecs.emulator", "Code": error.code,
+                                            "Message": error.message})
