@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from eulerpub import ui
+from eulerpub import tables, ui
 from eulerpub.cli.options import Json, start
 from eulerpub.clouds import get_adapter, rules
 from eulerpub.clouds.base import TAG_ARCH, TAG_PROFILE, TAG_RELEASE
@@ -47,8 +47,5 @@ def list_command(cloud: Cloud, region: Region, profile: ProfileFilter = None,
     if not rows:
         print(f"no eulerpub images in {cloud}/{region}" + (f" for profile {profile}" if profile else ""))
         return
-    table = [COLUMNS, *[(r["image_id"], r["name"], r["profile"], r["release"], r["arch"], r["created"], r["state"],
-                         "yes" if r["current"] else "") for r in rows]]
-    widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
-    for row in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    print(tables.render(COLUMNS, [(r["image_id"], r["name"], r["profile"], r["release"], r["arch"], r["created"],
+                                   r["state"], "yes" if r["current"] else "") for r in rows]))

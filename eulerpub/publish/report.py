@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from eulerpub import tables
+
 RegionStatus = Literal["done", "failed", "skipped"]
 
 
@@ -55,13 +57,7 @@ COLUMNS = ("REGION", "ROLE", "STATUS", "IMAGE", "SNAPSHOT", "SHARED", "NOTE")
 
 def render_table(result: PublishResult) -> str:
     """A plain aligned table, one row per region, for stdout."""
-    rows = [COLUMNS]
-    for r in result.regions:
-        note = r.error or ("new" if r.created else "already there")
-        rows.append((r.region, r.role, r.status, r.image_id or "-", ",".join(r.snapshot_ids) or "-",
-                     ",".join(r.shares) or "-", note))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
-             for row in rows]
-    head = f"{result.name} ({result.cloud}, build {result.build_id})"
-    return "\n".join([head, *lines])
+    rows = [(r.region, r.role, r.status, r.image_id or "-", ",".join(r.snapshot_ids) or "-",
+             ",".join(r.shares) or "-", r.error or ("new" if r.created else "already there"))
+            for r in result.regions]
+    return f"{result.name} ({result.cloud}, build {result.build_id})\n{tables.render(COLUMNS, rows)}"

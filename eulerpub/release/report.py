@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from eulerpub import tables
 from eulerpub.release.runner import CellResult
 
 COLUMNS = ("CELL", "STATUS", "BUILD", "IMAGES", "NOTE")
@@ -14,19 +15,16 @@ def _images(result: CellResult) -> str:
     return ", ".join(f"{i.region}={i.image_id}{'' if i.new else ' (existing)'}" for i in result.images) or "-"
 
 
+def _build(result: CellResult) -> str:
+    return "-" if result.build_id is None else f"{result.build_id[:12]}{' (new)' if result.built else ''}"
+
+
 def render_summary(results: Sequence[CellResult]) -> str:
     """One row per cell, then a count line: `3 published, 1 failed`."""
-    rows = [COLUMNS]
-    for r in results:
-        build = "-" if r.build_id is None else f"{r.build_id[:12]}{' (new)' if r.built else ''}"
-        rows.append((r.cell.key, r.status.value, build, _images(r), r.detail))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
-             for row in rows]
+    rows = [(r.cell.key, r.status.value, _build(r), _images(r), r.detail) for r in results]
     failed = sum(not r.ok for r in results)
     new = sum(i.new for r in results for i in r.images)
-    lines.append(f"{len(results) - failed} published, {failed} failed; {new} new image(s)")
-    return "\n".join(line.rstrip() for line in lines)
+    return f"{tables.render(COLUMNS, rows)}\n{len(results) - failed} published, {failed} failed; {new} new image(s)"
 
 
 def results_to_json(results: Sequence[CellResult]) -> list[dict[str, Any]]:
