@@ -3,38 +3,113 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import json
 import logging
 import os
 import sys
+from dataclasses import dataclass
 
 import typer
 import typer.main
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 try:  # typer >= 0.20 vendors click
+    from typer._click import core as click_core
     from typer._click import exceptions as click_errors
 except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import core as click_core
     from click import exceptions as click_errors
 
 from eulerpub import __version__, ui
-from eulerpub.cli import (
-    build,
-    doctor,
-    fetch,
-    images,
-    profiles,
-    prune,
-    publish,
-    release,
-    releases,
-    test,
-)
 from eulerpub.errors import EXIT_BAD_INPUT, EXIT_FAILED, EulerpubError
 
 log = logging.getLogger("eulerpub")
 
+
+@dataclass(frozen=True)
+class Verb:
+    """A command, named here and loaded only when it runs (or its own --help is asked for): importing every
+    verb, with the SDKs and pydantic models behind them, would cost most of a second on every call."""
+
+    target: str  # "module:attribute": a function (one command) or a typer.Typer (a group: catalog, images...)
+    summary: str  # the line `eulerpub --help` shows; tests/unit/test_cli_help.py keeps it equal to the docstring's
+    hidden: bool = False
+
+
+# In the order `eulerpub --help` lists them. Listing commands are groups with a `list` subcommand (`show NAME`
+# where there is one item to look at): `catalog list`, `profiles list`, `images list`.
+VERBS: dict[str, Verb] = {
+    "catalog": Verb("eulerpub.cli.catalog:app",
+                    "The openEuler releases and architectures with official VM images."),
+    "profiles": Verb("eulerpub.cli.profiles:app",
+                     "List build profiles and show one fully resolved (after `extends:`)."),
+    "fetch": Verb("eulerpub.cli.fetch:command",
+                  "Fetch the official openEuler VM image and print the path of the verified, decompressed qcow2."),
+    "doctor": Verb("eulerpub.cli.doctor:command",
+                   "Check what this host can build and boot, what eulerpub works around, and what is missing."),
+    "build": Verb("eulerpub.cli.build:command",
+                  "Build the image a profile describes: fetch the base, run diskimage-builder, convert, write the "
+                  "record."),
+    "test": Verb("eulerpub.cli.test:command", "Boot a built image under QEMU and check what its profile promises."),
+    "publish": Verb("eulerpub.cli.publish:command",
+                    "Upload a build, import it, copy it to more regions and share it; resumable and idempotent."),
+    "release": Verb("eulerpub.cli.release:command",
+                    "Build (or reuse), boot-test and publish every cell of the release matrix, then update the "
+                    "release index."),
+    "images": Verb("eulerpub.cli.images:app", "Images eulerpub has published."),
+    "prune": Verb("eulerpub.cli.prune:command",
+                  "Delete older published images (with their snapshots) and orphans; a dry run unless --yes."),
+    "releases": Verb("eulerpub.cli.catalog:releases_command", "Deprecated: use `eulerpub catalog list` "
+                     "(`releases` was one letter from `eulerpub release`).", hidden=True),
+}
+MARKUP = "markdown"
+
+
+def load_verb(name: str) -> click_core.Command:
+    """The click command of one verb, imported now."""
+    module_name, _, attribute = VERBS[name].target.partition(":")
+    target = getattr(importlib.import_module(module_name), attribute)
+    if isinstance(target, typer.Typer):  # a group, even with one subcommand (typer would run that one directly)
+        target.rich_markup_mode = MARKUP
+        command: click_core.Command = typer.main.get_group(target)
+    else:
+        single = typer.Typer(rich_markup_mode=MARKUP, add_completion=False)
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class _Summary(TyperCommand):
+    """Stands in for a verb not loaded yet: enough for `eulerpub --help` and shell completion of verb names."""
+
+
+class LazyGroup(TyperGroup):
+    def __init__(self, **attrs):
+        super().__init__(**attrs)
+        for name, verb in VERBS.items():
+            self.commands.setdefault(name, _Summary(name=name, help=verb.summary, hidden=verb.hidden))
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if isinstance(command, _Summary):
+            command = self.commands[name] = load_verb(name)
+        return name, command, rest
+
+
+def _no_flag_type(display_type_rich):
+    """Flags take no value: their help row shows no `<bool>` (typer labels every option with its type)."""
+    def display(self, ctx):
+        return None if self.is_flag else display_type_rich(self, ctx)
+    return display
+
+
+TyperOption.display_type_rich = _no_flag_type(TyperOption.display_type_rich)
+
 app = typer.Typer(
+    cls=LazyGroup,
     name="eulerpub",
     help=(
         "Build, verify and publish openEuler cloud images.\n\n"
@@ -44,7 +119,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
+    rich_markup_mode=MARKUP,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -68,18 +143,6 @@ def _global_options(
     global _debug
     _debug = debug
     ui.setup_logging(_debug)
-
-
-app.command("releases")(releases.command)
-app.add_typer(profiles.app, name="profiles")
-app.command("fetch")(fetch.command)
-app.command("doctor")(doctor.command)
-app.command("build")(build.command)
-app.command("test")(test.command)
-app.command("publish")(publish.command)
-app.command("release")(release.command)
-app.add_typer(images.app, name="images")
-app.command("prune")(prune.command)
 
 
 INTERRUPTED = "interrupted; re-run the same command to resume"

@@ -4,30 +4,39 @@ from __future__ import annotations
 
 import functools
 import shlex
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from eulerpub import build as build_stage
-from eulerpub import paths, ui
+from eulerpub import catalog, paths, ui
 from eulerpub.cli.fetch import Connections
-from eulerpub.cli.options import Arch, BuildDir, DryRun, Json, Mirror, ProfilesDir, Release, start
+from eulerpub.cli.options import (
+    BuildDir,
+    DryRun,
+    ElementsDir,
+    Json,
+    Mirror,
+    OldBuildDir,
+    ProfilesDir,
+    Release,
+    arch_option,
+    build_dir,
+    start,
+)
 from eulerpub.fetch import DEFAULT_CONNECTIONS, fetch_base
 from eulerpub.profiles import load_profile
 
-ElementsDir = Annotated[
-    list[Path] | None,
-    typer.Option("--elements-dir", help="Extra directory of DIB elements, searched before eulerpub's own "
-                 "(repeatable; also EULERPUB_ELEMENTS_PATH).", show_default=False),
-]
+Arch = arch_option(catalog.ARCHES, "Architecture to build (default: the profile's first arches entry).")
 
 
 def command(
-    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile to build (see `eulerpub profiles`).")],
+    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile to build (see `eulerpub profiles list`).",
+                                         show_default=False)],
     release: Release = None,
     arch: Arch = None,
-    output: BuildDir = paths.DEFAULT_BUILD_DIR,
+    builds: BuildDir = paths.DEFAULT_BUILD_DIR,
+    old_output: OldBuildDir = None,
     mirror: Mirror = None,
     profiles_dir: ProfilesDir = None,
     elements_dir: ElementsDir = None,
@@ -41,9 +50,19 @@ def command(
     """Build the image a profile describes: fetch the base, run diskimage-builder, convert, write the record.
 
     An unchanged profile with unchanged inputs (base image, elements, diskimage-builder) is not rebuilt:
-    the existing build is reported as reused. `--dry-run` prints the plan and the exact DIB command.
+    the existing build is reported as reused. `--dry-run` prints the plan and the exact DIB command. The
+    build lands in `--build-dir` (default `build/`) as `<build id>/manifest.json` plus the image files; the
+    release and arch default to the profile's first.
+
+    Examples:
+
+    - `eulerpub build --profile hpc`
+    - `eulerpub build -p minimal -r 22.03-LTS-SP4 -a aarch64 --build-dir /srv/builds`
+    - `eulerpub build -p hpc --dry-run` (the plan and the disk-image-create command, nothing run)
+    - `eulerpub build -p my-hpc --profiles-dir ./profiles --elements-dir ./elements --json | jq -r .record`
     """
     start(json_output)
+    output = build_dir(builds, old_output)
     extra_elements = [*(elements_dir or []), *paths.path_list_from_env("EULERPUB_ELEMENTS_PATH")]
     prof = load_profile(profile, profiles_dir or [])
     if dry_run:

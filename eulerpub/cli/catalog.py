@@ -1,12 +1,17 @@
-"""`eulerpub releases`: the catalog of openEuler releases and arches with their image URLs."""
+"""`eulerpub catalog list`: the openEuler releases and arches eulerpub can build from, with their image URLs."""
 
 from __future__ import annotations
 
+import typer
+
 from eulerpub import catalog, ui
-from eulerpub.cli.options import Json, Mirror, start
+from eulerpub.cli.options import Json, Mirror, deprecated, start
+
+app = typer.Typer(help="The openEuler releases and architectures with official VM images.", no_args_is_help=True)
 
 
-def command(mirror: Mirror = None, json_output: Json = False) -> None:
+@app.command("list")
+def list_command(mirror: Mirror = None, json_output: Json = False) -> None:
     """List every openEuler release and architecture eulerpub can build from, with the official image URL.
 
     The URLs follow repo.openeuler.org's layout below the mirror root; each image has a `.sha256sum` beside
@@ -14,8 +19,8 @@ def command(mirror: Mirror = None, json_output: Json = False) -> None:
 
     Examples:
 
-    - `eulerpub releases`
-    - `eulerpub releases --mirror https://mirrors.example.edu/openeuler/ --json | jq -r '.images[].url'`
+    - `eulerpub catalog list`
+    - `eulerpub catalog list --mirror https://mirrors.example.edu/openeuler/ --json | jq -r '.images[].url'`
     """
     start(json_output)
     root = catalog.mirror_root(mirror)
@@ -30,3 +35,9 @@ def command(mirror: Mirror = None, json_output: Json = False) -> None:
     print(f"{'RELEASE':<{width}}  {'ARCH':<8}  URL")
     for source in images:
         print(f"{source.release:<{width}}  {source.arch:<8}  {source.url}")
+
+
+def releases_command(mirror: Mirror = None, json_output: Json = False) -> None:
+    """Deprecated: use `eulerpub catalog list` (`releases` was one letter from `eulerpub release`)."""
+    deprecated("`eulerpub releases`", "`eulerpub catalog list`")
+    list_command(mirror=mirror, json_output=json_output)

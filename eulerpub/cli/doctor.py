@@ -93,8 +93,17 @@ def command(
     json_output: Json = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when anything is missing.")] = False,
 ) -> None:
-    """Check the host for building and boot-testing images: tools, loop devices, device-mapper, vfat,
-    KVM (or TCG), free disk. Says which gaps eulerpub works around and how to fix the rest.
+    """Check what this host can build and boot, what eulerpub works around, and what is missing.
+
+    Looks at the tools, diskimage-builder, root or sudo, loop devices, device-mapper, vfat, UEFI firmware,
+    KVM (else TCG), free disk and mounts a killed build left behind. Each line is ok, fallback (eulerpub works
+    around it, and says how) or missing (with the command that fixes it). Nothing is changed.
+
+    Examples:
+
+    - `eulerpub doctor`
+    - `eulerpub doctor --strict` (exit 1 when anything is missing: a CI gate before a build)
+    - `eulerpub doctor --json | jq -r '.findings[] | select(.state != "ok") | .name'`
     """
     start(json_output)
     facts = hostenv.detect()

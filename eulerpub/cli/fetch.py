@@ -9,13 +9,14 @@ from typing import Annotated
 import typer
 
 from eulerpub import catalog, ui
-from eulerpub.cli.options import Arch, Json, Mirror, start
+from eulerpub.cli.options import Json, Mirror, Release, arch_option, start
 from eulerpub.errors import UsageError
 from eulerpub.fetch import DEFAULT_CONNECTIONS, MAX_CONNECTIONS, fetch_base
 
 Refresh = Annotated[bool, typer.Option(
     "--refresh", help="Re-read the mirror's .sha256sum even if this URL is cached (one small request), "
     "in case the mirror republished the image.")]
+Arch = arch_option(catalog.ARCHES, "Architecture (default: this machine's).")
 Connections = Annotated[int, typer.Option(
     "--connections", min=1, max=MAX_CONNECTIONS,
     help="HTTP Range connections for the download at once (1: a single stream); far from the mirror, more "
@@ -23,9 +24,7 @@ Connections = Annotated[int, typer.Option(
 
 
 def command(
-    release: Annotated[str | None, typer.Option("--release", "-r", show_default=False,
-                                                help="openEuler release, e.g. 24.03-LTS-SP1 (see `eulerpub releases`).")
-                       ] = None,
+    release: Release = None,
     arch: Arch = None,
     mirror: Mirror = None,
     refresh: Refresh = False,

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
 
 from eulerpub import tables, ui
+from eulerpub.cli.cloud_options import Cloud, ProfileFilter, Region, ReleasesDir
 from eulerpub.cli.options import Json, start
 from eulerpub.clouds import get_adapter, rules
 from eulerpub.clouds.base import TAG_ARCH, TAG_PROFILE, TAG_RELEASE
 from eulerpub.release import index as release_index
 
 app = typer.Typer(help="Images eulerpub has published.", no_args_is_help=True)
-
-Cloud = Annotated[str, typer.Option("--cloud", help="aws, huawei or tencent.")]
-Region = Annotated[str, typer.Option("--region", help="The cloud region, e.g. us-east-1, cn-north-4.")]
-ProfileFilter = Annotated[str | None, typer.Option("--profile", "-p", help="Only this profile's images.")]
-ReleasesDir = Annotated[Path, typer.Option("--releases-dir", help="Where the release index is (marks current images).")]
 
 COLUMNS = ("IMAGE", "NAME", "PROFILE", "RELEASE", "ARCH", "CREATED", "STATE", "CURRENT")
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from eulerpub import ui
-from eulerpub.cli.images import Cloud, ProfileFilter, Region, ReleasesDir
+from eulerpub.cli.cloud_options import Cloud, ProfileFilter, Region, ReleasesDir
 from eulerpub.cli.options import Json, start
 from eulerpub.clouds import get_adapter, rules
 from eulerpub.errors import EXIT_FAILED, UsageError
@@ -35,11 +35,17 @@ def command(
                                       "go.")] = False,
     json_output: Json = False,
 ) -> None:
-    """Keep the newest N images per profile/release/arch in one region and delete the older ones with their
+    """Delete older published images (with their snapshots) and orphans; a dry run unless --yes.
+
+    Keeps the newest N images per profile/release/arch in one region and deletes the older ones with their
     snapshots; an image the release index marks as current is never deleted. Also finds orphans: snapshots
     and uploaded objects (in `--bucket`) tagged by eulerpub that no image uses, older than `--orphan-min-age`.
 
-    Dry run by default; `--yes` deletes. Example: `eulerpub prune --cloud aws --region us-east-1 --keep 2 --yes`
+    Examples:
+
+    - `eulerpub prune --cloud aws --region us-east-1 --keep 2` (says what would go)
+    - `eulerpub prune -c aws --region us-east-1 --keep 2 --bucket my-images --yes`
+    - `eulerpub prune -c huawei --region cn-north-4 --keep 1 --profile hpc --json`
     """
     start(json_output)
     rules.check_region(cloud, region, what="--region")

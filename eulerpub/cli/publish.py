@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import os
+import typing
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from eulerpub import catalog, ui
-from eulerpub.cli.options import DryRun, Json, ProfilesDir, directory_or_missing, start
-from eulerpub.clouds import ADAPTERS, get_adapter
+from eulerpub.cli.cloud_options import Cloud
+from eulerpub.cli.options import BuildDir, DryRun, Json, ProfilesDir, arch_option, choice, start
+from eulerpub.clouds import get_adapter
 from eulerpub.clouds.base import WaitParams
+from eulerpub.clouds.rules import RULES
 from eulerpub.errors import EulerpubError, UsageError
 from eulerpub.paths import DEFAULT_BUILD_DIR
-from eulerpub.profiles import CloudDefaults, Profile, load_profile
+from eulerpub.profiles import CloudDefaults, Format, Profile, load_profile
 from eulerpub.publish import (
     JournalStore,
     PublishOptions,
@@ -33,6 +36,12 @@ from eulerpub.publish.plan import boot_line, boot_plan
 from eulerpub.publish.source import PREFERRED_FORMATS
 
 DEFAULT_WAIT_MINUTES = 180  # imports of large images and cross-region copies can take hours on a bad day
+UPLOADS = ("ebs", "s3")
+BOOT_MODES = ("uefi", "legacy-bios", "uefi-preferred")
+FORMATS = typing.get_args(Format)
+# The arches some cloud takes (clouds/rules.py); which cloud takes which is checked with the plan.
+Arch = arch_option(tuple(dict.fromkeys(a for r in RULES.values() for a in r.arches)),
+                   "Architecture of --image.")
 
 
 def _tags(pairs: list[str]) -> dict[str, str]:
@@ -93,8 +102,7 @@ def _fail_if_incomplete(result: PublishResult) -> None:
 
 
 def command(
-    cloud: Annotated[str, typer.Option("--cloud", "-c", help=f"Where to publish: {', '.join(ADAPTERS)}.",
-                                       show_default=False)],
+    cloud: Cloud,
     region: Annotated[str | None, typer.Option("--region", help="Region to import into (default: the profile's "
                                                "first clouds.CLOUD.regions entry).")] = None,
     copy_to: Annotated[list[str] | None, typer.Option("--copy-to", help="Also copy the image to this region "
@@ -106,14 +114,14 @@ def command(
     public: Annotated[bool | None, typer.Option("--public/--private", help="Make the image public in every "
                                                 "region (checked first: quota, block-public-access).",
                                                 show_default=False)] = None,
-    upload: Annotated[str | None, typer.Option("--upload", help="AWS: 'ebs' (default; EBS direct, no bucket) or "
-                                               "'s3' (S3 + VM Import, needs --bucket).")] = None,
+    upload: Annotated[choice(UPLOADS) | None, typer.Option(  # type: ignore[valid-type]
+        "--upload", help="AWS: ebs (default; EBS direct, no bucket) or s3 (S3 + VM Import, needs --bucket).",
+        show_default=False)] = None,
     bucket: Annotated[str | None, typer.Option("--bucket", help="Object storage bucket for the upload (S3, OBS, "
                                                "COS), in the source region.")] = None,
-    boot_mode: Annotated[str | None, typer.Option("--boot-mode", help="uefi, legacy-bios or uefi-preferred "
-                                                  "(default: what the boot test proved: uefi-preferred for "
-                                                  "both modes; for --image, what its partition table allows; "
-                                                  "asking for an unproven mode is refused).")] = None,
+    boot_mode: Annotated[choice(BOOT_MODES) | None, typer.Option(  # type: ignore[valid-type]
+        "--boot-mode", show_default=False, help="Default: what the boot test proved (uefi-preferred for both "
+        "modes); for --image, what its partition table allows. Asking for an unproven mode is refused.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Image name (default: the profile's name template, "
                                              "openEuler-{release}-{arch}-{profile}-{date}).")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Extra KEY=VALUE tag on every resource "
@@ -133,15 +141,13 @@ def command(
                                                 "(manifest.json or its directory) describes.")] = None,
     image: Annotated[Path | None, typer.Option("--image", help="Publish this image file (qcow2, raw, vmdk, "
                                                "vhd) built elsewhere; needs --arch.")] = None,
-    arch: Annotated[str | None, typer.Option("--arch", "-a", help="Architecture of --image: x86_64 or "
-                                             "aarch64.")] = None,
+    arch: Arch = None,
     release: Annotated[str | None, typer.Option("--release", "-r", help="openEuler release of --image (default: "
                                                 "read from its file name), or of the --profile build.")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="Which artifact of the build to upload (default: "
-                                            "the profile's, else the cloud's preferred).")] = None,
-    build_dir: Annotated[Path, typer.Option("--build-dir", help="Directory holding build directories.",
-                                            callback=directory_or_missing)]
-    = DEFAULT_BUILD_DIR,
+    fmt: Annotated[choice(FORMATS) | None, typer.Option(  # type: ignore[valid-type]
+        "--format", show_default=False, help="Which artifact of the build to upload (default: the profile's, "
+        "else the cloud's preferred); the cloud must import it.")] = None,
+    build_dir: BuildDir = DEFAULT_BUILD_DIR,
     wait_minutes: Annotated[float, typer.Option("--wait-timeout", help="Minutes to wait for an import or a copy "
                                                 "before giving up (a re-run keeps waiting).")]
     = DEFAULT_WAIT_MINUTES,
@@ -159,8 +165,8 @@ def command(
     the run exits 1 with a per-region table, and a re-run finishes only what is missing.
 
     Credentials come from each cloud's standard environment only (AWS: boto3's chain; Huawei:
-    HUAWEICLOUD_SDK_AK/SK and HUAWEICLOUD_SDK_PROJECT_ID_<REGION> (or HUAWEICLOUD_SDK_PROJECT_ID);
-    Tencent: TENCENTCLOUD_SECRET_ID/KEY), never from options.
+    `HUAWEICLOUD_SDK_AK`/`SK` and `HUAWEICLOUD_SDK_PROJECT_ID_<REGION>` (or `HUAWEICLOUD_SDK_PROJECT_ID`);
+    Tencent: `TENCENTCLOUD_SECRET_ID`/`KEY`), never from options.
 
     Examples:
 
@@ -171,13 +177,9 @@ def command(
     - `eulerpub publish --cloud huawei --profile minimal --region cn-north-4 --bucket my-obs-bucket --dry-run`
     """
     start(json_output)
-    if cloud not in ADAPTERS:
-        raise UsageError(f"unknown cloud {cloud!r}; choose one of {', '.join(ADAPTERS)}")
-    for flag, value, allowed in (("--upload", upload, ("ebs", "s3")),
-                                 ("--boot-mode", boot_mode, ("uefi", "legacy-bios", "uefi-preferred")),
-                                 ("--format", fmt, PREFERRED_FORMATS["aws"])):
-        if value is not None and value not in allowed:
-            raise UsageError(f"{flag} {value!r}: choose one of {', '.join(allowed)}")
+    imported = PREFERRED_FORMATS.get(cloud, ())
+    if fmt is not None and fmt not in imported:
+        raise UsageError(f"--format {fmt}: {cloud} imports {', '.join(imported) or 'no format eulerpub makes'}")
     if wait_minutes <= 0 or poll_seconds <= 0:
         raise UsageError("--wait-timeout and the poll interval must be positive")
     source, loaded = _resolve(cloud, profile, record, image, arch, release, fmt, build_dir, profiles_dir or [])

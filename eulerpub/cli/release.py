@@ -9,7 +9,18 @@ from typing import Annotated
 import typer
 
 from eulerpub import paths, ui
-from eulerpub.cli.options import BuildDir, DryRun, Json, Mirror, ProfilesDir, start
+from eulerpub.cli.options import (
+    BuildDir,
+    DryRun,
+    ElementsDir,
+    Json,
+    Mirror,
+    OldBuildDir,
+    ProfilesDir,
+    build_dir,
+    deprecated,
+    start,
+)
 from eulerpub.clouds.base import WaitParams
 from eulerpub.errors import EXIT_FAILED, UsageError
 from eulerpub.release import config as release_config
@@ -24,16 +35,19 @@ Skip = Annotated[list[str] | None, typer.Option(
 
 
 def command(
-    config: Annotated[Path, typer.Option("--config", "-c", help="The release matrix.")]
+    config: Annotated[Path, typer.Option("--config", help="The release matrix.")]
     = release_config.DEFAULT_CONFIG,
+    old_config: Annotated[Path | None, typer.Option("-c", hidden=True)] = None,  # -c is --cloud elsewhere
     only: Only = None,
     skip: Skip = None,
-    output: BuildDir = paths.DEFAULT_BUILD_DIR,
+    builds: BuildDir = paths.DEFAULT_BUILD_DIR,
+    old_output: OldBuildDir = None,
     releases_dir: Annotated[Path, typer.Option("--releases-dir", help="Where index.json and README.md are kept.")]
     = release_index.DEFAULT_RELEASES_DIR,
     mirror: Mirror = None,
     profiles_dir: ProfilesDir = None,
-    no_build: Annotated[bool, typer.Option("--no-build", help="Publish existing builds under --output only "
+    elements_dir: ElementsDir = None,
+    no_build: Annotated[bool, typer.Option("--no-build", help="Publish existing builds under --build-dir only "
                                            "(e.g. a CI build job's artifacts); build nothing.")] = False,
     no_publish: Annotated[bool, typer.Option("--no-publish", help="Build and boot-test only; publish nothing "
                                              "and leave the index alone.")] = False,
@@ -56,10 +70,21 @@ def command(
     images are found and reused.
 
     `--only KEY=VALUE` keeps matching cells and `--skip KEY=VALUE` drops them (repeatable; keys: profile,
-    release, arch, cloud, region; comma-separate values). Example:
-    `eulerpub release --only cloud=aws --skip arch=aarch64 --dry-run`
+    release, arch, cloud, region; comma-separate values).
+
+    Examples:
+
+    - `eulerpub release --dry-run` (the matrix of ./release.yaml, what would be built and published)
+    - `eulerpub release --only cloud=aws --skip arch=aarch64 --dry-run`
+    - `eulerpub release --no-publish --build-dir /srv/builds` (a build job), then
+      `eulerpub release --no-build --build-dir /srv/builds --json` (the publish job)
+    - `eulerpub release --merge-index a/index.json --merge-index b/index.json`
     """
     start(json_output)
+    output = build_dir(builds, old_output)
+    if old_config is not None:
+        deprecated("`eulerpub release -c`", "--config (-c means --cloud in every command)")
+        config = old_config
     if merge_index:
         _merge_indexes(releases_dir, merge_index, json_output)
         return
@@ -79,7 +104,8 @@ def command(
 
     steps = wiring.default_steps(profiles, build_dir=output, mirror=mirror, build=not no_build,
                                  wait=WaitParams(timeout=wait_minutes * 60, interval=poll_seconds),
-                                 elements_dirs=paths.path_list_from_env("EULERPUB_ELEMENTS_PATH"))
+                                 elements_dirs=[*(elements_dir or []),
+                                                *paths.path_list_from_env("EULERPUB_ELEMENTS_PATH")])
     results = runner.run_cells(the_plan, steps, publish=not no_publish)
     index_path = releases_dir / release_index.INDEX_NAME
     if not no_publish:

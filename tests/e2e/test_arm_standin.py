@@ -52,7 +52,7 @@ def test_arm_standin_cross_build_uefi_boot_publish(cli, arm_mirror, persistent_c
     started = time.monotonic()
     built = cli("build", "--profile", "arm-standin", "--profiles-dir", str(REPO / "tests" / "profiles"),
                 "--elements-dir", str(REPO / "tests" / "elements"), "--mirror", arm_mirror,
-                "--output", str(tmp_path / "builds"), "--json")
+                "--build-dir", str(tmp_path / "builds"), "--json")
     build_s = time.monotonic() - started
     assert built.exit_code == 0, built.stderr[-3000:]
     record_path = Path(json.loads(built.stdout)["record"])

@@ -92,7 +92,8 @@ def test_a_name_taken_in_a_copy_region_is_refused_before_the_upload(cli, publish
     (["--image", "/nonexistent.raw", "--arch", "x86_64", "--region", "us-east-1"], "no such file"),
     (["--image", "IMAGE", "--region", "us-east-1"], "--image needs --arch"),
     (["--image", "IMAGE", "--arch", "x86_64", "--region", "us-east-1", "--upload", "s3"], "needs a bucket"),
-    (["--image", "IMAGE", "--arch", "x86_64", "--region", "us-east-1", "--upload", "ftp"], "choose one of"),
+    (["--image", "IMAGE", "--arch", "x86_64", "--region", "us-east-1", "--upload", "ftp"],
+     "'ftp' is not one of 'ebs', 's3'"),
     (["--region", "us-east-1"], "say what to publish"),
     (["--profile", "minimal", "--region", "us-east-1"], "no build of profile 'minimal'"),
 ])
@@ -105,4 +106,4 @@ def test_bad_options(cli, publish_env, image, args, message):
 def test_unknown_cloud(cli, image):
     result = cli("publish", "--cloud", "azure", "--image", image, "--arch", "x86_64", "--region", "x")
     assert result.exit_code == 2
-    assert "unknown cloud 'azure'" in one_error_line(result)
+    assert "'azure' is not one of 'aws', 'huawei', 'tencent'" in one_error_line(result)
