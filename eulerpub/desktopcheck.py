@@ -1,9 +1,11 @@
 """The `desktop` boot check: the GNOME remote desktop, proven with real clients.
 
 On the booted image: the graphical target is reached and the display manager is running; xrdp listens on 3389
-and the TigerVNC server on 5901. Then, from the host: FreeRDP (`xfreerdp` under `Xvfb`) logs in over RDP as a
-user whose password the seed set, and vncdotool logs in over VNC to a session the seed started with the image's
-`eulerpub-desktop-vnc` helper (elements/desktop). Each client's frame is captured and must show a desktop: OCR
+and the TigerVNC server on 5901. Then, from the host: FreeRDP (`xfreerdp` under `Xvfb`) logs in over RDP (QEMU
+forwards 3389 to a free host port) as a user whose password the seed set, and vncdotool logs in over VNC to a
+session the seed started with the image's `eulerpub-desktop-vnc` helper (elements/desktop), through an SSH
+tunnel: TigerVNC listens on the guest's localhost only unless told otherwise (Debian's default), the way its
+unit file recommends reaching it. Each client's frame is captured and must show a desktop: OCR
 (`tesseract`) finds GNOME's "Activities" in it, and it is neither blank, an error dialog nor a login prompt.
 The frames are kept (`desktop-rdp.png`, `desktop-vnc.png`) in the boot's frames directory.
 
@@ -23,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eulerpub import proc
-from eulerpub.bootcheck import CheckResult, Guest
+from eulerpub.bootcheck import CheckResult, Guest, free_port
 
 RDP_PORT = 3389
 VNC_DISPLAY = ":1"
 VNC_PORT = 5901
-GUEST_PORTS = (RDP_PORT, VNC_PORT)  # forwarded to free host ports for the clients
+GUEST_PORTS = (RDP_PORT,)  # forwarded by QEMU to free host ports (VNC goes through an SSH tunnel)
 RDP_USER = "eulerrdp"  # one user per protocol: GNOME runs one session per user
 VNC_USER = "eulervnc"
 FRAME_SIZE = (1280, 800)
@@ -147,13 +149,14 @@ def check(guest: Guest, seed: DesktopSeed, forwards: dict[int, int], frames_dir:
     frames_dir.mkdir(parents=True, exist_ok=True)
     passed: list[str] = []
     for name, grab in (("rdp", _rdp_frame), ("vnc", _vnc_frame)):
-        verdict = grab(forwards, seed, frames_dir / f"desktop-{name}.png", time.monotonic() + SESSION_WAIT_S)
+        verdict = grab(guest, forwards, seed, frames_dir / f"desktop-{name}.png", time.monotonic() + SESSION_WAIT_S)
         if not verdict.shows_desktop:
             return CheckResult("desktop", False, f"{name.upper()} login as {_user(name)}: {verdict.reason}"
                                + (f" (passed: {', '.join(passed)})" if passed else ""))
         passed.append(f"{name.upper()} as {_user(name)}")
     return CheckResult("desktop", True, f"graphical target reached, gdm running, xrdp on {RDP_PORT} and VNC on "
-                       f"{VNC_PORT}; GNOME desktop over {' and '.join(passed)} (frames in {frames_dir})")
+                       f"{VNC_PORT}; GNOME desktop over {' and '.join(passed)} (VNC through an SSH tunnel; "
+                       f"frames in {frames_dir})")
 
 
 def _user(name: str) -> str:
@@ -171,7 +174,8 @@ def _listens(guest: Guest, port: int) -> bool:
         time.sleep(5)
 
 
-def _rdp_frame(forwards: dict[int, int], seed: DesktopSeed, frame: Path, deadline: float) -> FrameVerdict:
+def _rdp_frame(_guest: Guest, forwards: dict[int, int], seed: DesktopSeed, frame: Path,
+               deadline: float) -> FrameVerdict:
     """xfreerdp in a fresh Xvfb, the password on stdin; frames of the Xvfb root window until a desktop shows."""
     width, height = FRAME_SIZE
     xvfb = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
@@ -222,26 +226,38 @@ finally:
 """
 
 
-def _vnc_frame(forwards: dict[int, int], seed: DesktopSeed, frame: Path, deadline: float) -> FrameVerdict:
-    """vncdotool logs in with the VNC password and captures the session; again until a desktop shows."""
+def _vnc_frame(guest: Guest, _forwards: dict[int, int], seed: DesktopSeed, frame: Path,
+               deadline: float) -> FrameVerdict:
+    """vncdotool logs in with the VNC password through an SSH tunnel and captures the session; again until a
+    desktop shows."""
+    local = free_port()
+    tunnel = subprocess.Popen([*guest.ssh_argv("true")[:-2], "-N", "-o", "ExitOnForwardFailure=yes",
+                               "-L", f"127.0.0.1:{local}:127.0.0.1:{VNC_PORT}", f"{guest.user}@127.0.0.1"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     verdict = FrameVerdict(False, "no frame captured")
-    while time.monotonic() < deadline:
-        time.sleep(FRAME_POLL_S)
-        frame.unlink(missing_ok=True)
-        try:
-            grabbed = proc.run([sys.executable, "-c", VNC_GRAB, f"127.0.0.1::{forwards[VNC_PORT]}", str(frame)],
-                               input=f"{seed.vnc_password}\n".encode(), check=False, timeout=120)
-        except subprocess.TimeoutExpired:
-            verdict = FrameVerdict(False, "vncdotool got no frame within 120 s")
-            continue
-        if grabbed.returncode != 0 or not frame.is_file():
-            text = (grabbed.stderr or b"").decode(errors="replace").strip().splitlines()
-            verdict = FrameVerdict(False, f"vncdotool failed: {text[-1][-200:] if text else grabbed.returncode}")
-            continue
-        verdict = read_frame(frame)
-        if verdict.shows_desktop:
-            return verdict
-    return verdict
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(FRAME_POLL_S)
+            if tunnel.poll() is not None:
+                said = (tunnel.stderr.read() if tunnel.stderr else b"").decode(errors="replace").strip()
+                return FrameVerdict(False, f"the SSH tunnel to VNC port {VNC_PORT} closed: {said[-200:]}")
+            frame.unlink(missing_ok=True)
+            try:
+                grabbed = proc.run([sys.executable, "-c", VNC_GRAB, f"127.0.0.1::{local}", str(frame)],
+                                   input=f"{seed.vnc_password}\n".encode(), check=False, timeout=120)
+            except subprocess.TimeoutExpired:
+                verdict = FrameVerdict(False, "vncdotool got no frame within 120 s")
+                continue
+            if grabbed.returncode != 0 or not frame.is_file():
+                text = (grabbed.stderr or b"").decode(errors="replace").strip().splitlines()
+                verdict = FrameVerdict(False, f"vncdotool failed: {text[-1][-200:] if text else grabbed.returncode}")
+                continue
+            verdict = read_frame(frame)
+            if verdict.shows_desktop:
+                return verdict
+        return verdict
+    finally:
+        _stop(tunnel)
 
 
 def _run_ok(argv: list[str], **kwargs) -> bool:
