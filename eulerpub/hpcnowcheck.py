@@ -23,7 +23,9 @@ import os
 import re
 import shlex
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eulerpub import proc
@@ -184,28 +186,31 @@ def _facts(stdout: str) -> dict[str, list[str]]:
     return out
 
 
-def root_ssh_argv(guest: Guest, command: str) -> list[str]:
-    """ssh as root with a password only (no key), through sshpass reading it from $SSHPASS, never from argv."""
-    return ["sshpass", "-e", "ssh", "-p", str(guest.port), "-o", "PubkeyAuthentication=no",
+def root_ssh_argv(guest: Guest, command: str, password_file: Path) -> list[str]:
+    """ssh as root with a password only (no key), through sshpass reading it from a 0600 file, never from argv."""
+    return ["sshpass", "-f", str(password_file), "ssh", "-p", str(guest.port), "-o", "PubkeyAuthentication=no",
             "-o", "PreferredAuthentications=password,keyboard-interactive", "-o", "NumberOfPasswordPrompts=1",
             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
             "-o", "ConnectTimeout=10", "root@127.0.0.1", command]
 
 
 def _root_login(guest: Guest, root_password: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SSHPASS": root_password}
-    result = None
-    for attempt in range(LOGIN_ATTEMPTS):
-        try:
-            done = proc.run(root_ssh_argv(guest, PROBE), env=env, check=False, timeout=LOGIN_TIMEOUT_S)
-            result = subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(errors="replace"),
-                                                 done.stderr.decode(errors="replace"))
-        except ToolError as exc:
-            result = subprocess.CompletedProcess([], 127, "", str(exc))
-        if result.returncode == 0 or attempt == LOGIN_ATTEMPTS - 1:
-            break
-        time.sleep(LOGIN_PAUSE_S)
-    assert result is not None
+    result = subprocess.CompletedProcess[str]([], 127, "", "not tried")
+    with tempfile.TemporaryDirectory(prefix="eulerpub-hpcnow-") as private:  # 0700
+        password_file = Path(private) / "root-password"
+        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as sink:
+            sink.write(root_password + "\n")
+        for attempt in range(LOGIN_ATTEMPTS):
+            try:
+                done = proc.run(root_ssh_argv(guest, PROBE, password_file), check=False, timeout=LOGIN_TIMEOUT_S)
+                result = subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(errors="replace"),
+                                                     done.stderr.decode(errors="replace"))
+            except ToolError as exc:
+                result = subprocess.CompletedProcess([], 127, "", str(exc))
+            if result.returncode == 0 or attempt == LOGIN_ATTEMPTS - 1:
+                break
+            time.sleep(LOGIN_PAUSE_S)
     return result
 
 

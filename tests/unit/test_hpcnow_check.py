@@ -1,0 +1,273 @@
+"""The hpcnow boot check without QEMU: its user_data replay run in a chroot on the real tools (a stub only where
+the guest's tool cannot run here), and its decision logic against recorded guest answers.
+
+The root login goes through a stub `sshpass` on PATH that records its argv and whether it got the password in
+its environment, and answers what a guest answered; the key login is a fake Guest with recorded outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from eulerpub import hpcnowcheck
+from tests.unit.test_hpcnow_sshd import DEBIAN_SSHD_CONFIG, Root, ok
+from tests.unit.test_hpcnow_sshd import pytestmark as CHROOT_MARKS
+
+PASSWORD = "Hpc-Now_pw-1"
+REPO = Path(__file__).resolve().parents[2]
+MUNGE_SCRIPT = REPO / "elements" / "hpcnow" / "post-install.d" / "60-hpcnow-munge"
+
+
+def in_chroot(test):
+    """The replay tests run real tools in a chroot: root, mount namespaces and openssh-server."""
+    for mark in CHROOT_MARKS:
+        test = mark(test)
+    return test
+
+
+def replay(tmp_path: Path, *, literal_passwd: bool = False, ifconfig: bool = True,
+           sshd_unit: bool = True) -> tuple[Root, subprocess.CompletedProcess[str]]:
+    root = Root(tmp_path)
+    root.write("/etc/ssh/sshd_config", DEBIAN_SSHD_CONFIG.read_text())
+    if literal_passwd:  # openEuler's passwd: --stdin reads the new password from standard input
+        root.fake("passwd", 'if [ "$1" = --help ]; then echo "  --stdin  read new tokens from stdin"; exit 0; fi\n'
+                            'echo "passwd $* <$(cat)>" >>/var/log/fake-calls\n')
+    if not sshd_unit:  # Debian: the unit is ssh.service; `sshd` is only an alias once enabled
+        root.fake("systemctl", 'echo "systemctl $*" >>/var/log/fake-calls\n'
+                               '[ "$*" != "restart sshd" ] || exit 5\n')
+    if not ifconfig:
+        root.path("/fakes/ifconfig").unlink()
+        (root.upper / "sbin").mkdir(parents=True, exist_ok=True)  # hide the host's /usr/sbin/ifconfig (a whiteout)
+        os.mknod(root.upper / "sbin" / "ifconfig", 0o600 | 0o020000, os.makedev(0, 0))
+    return root, root.hpcnow_user_data(PASSWORD)
+
+
+def log_lines(root: Root) -> list[str]:
+    return root.read(hpcnowcheck.REPLAY_LOG).splitlines()
+
+
+@in_chroot
+def test_replay_on_debian_uses_chpasswd_and_says_so(tmp_path: Path) -> None:
+    root, done = replay(tmp_path)
+    ok(done)
+    lines = log_lines(root)
+    assert lines[0] == ("root-password: chpasswd (exit 0); this passwd has no --stdin, HPC-NOW's "
+                        "'passwd root --stdin' fails here")
+    root_hash = next(line.split(":")[1] for line in root.read("/etc/shadow").splitlines() if line.startswith("root:"))
+    check = root.sh(f"perl -e 'print crypt(q({PASSWORD}), q({root_hash})) eq q({root_hash}) ? q(match) : q(no)'")
+    assert check.stdout == "match"
+    assert "eulerpub-hpcnow: root-password: chpasswd" in done.stdout  # the console says it too
+    assert PASSWORD not in done.stdout + done.stderr + "\n".join(lines)
+
+
+@in_chroot
+def test_replay_deletes_the_default_users_and_edits_sshd_like_hpcnow(tmp_path: Path) -> None:
+    root, done = replay(tmp_path)
+    ok(done)
+    lines = log_lines(root)
+    assert "userdel: no user ec2-user" in lines and "userdel: openeuler (exit 0)" in lines
+    assert "openeuler:" not in root.read("/etc/passwd")
+    text = root.read("/etc/ssh/sshd_config")
+    assert text.endswith("PermitRootLogin yes\n")  # HPC-NOW's echo -e appends it
+    assert "sshd-restart: systemctl restart sshd (exit 0)" in lines
+    calls = root.read("/var/log/fake-calls").splitlines()
+    assert calls == ["systemctl restart sshd", "systemctl start atd", "systemctl enable atd"]
+    assert "ifconfig: 10.0.2.15" in lines  # HPC-NOW's `grep inet | head -n1`: the NIC, not lo
+    assert lines[-1] == "done"
+
+
+@in_chroot
+def test_replay_on_openeuler_is_literal(tmp_path: Path) -> None:
+    root, done = replay(tmp_path, literal_passwd=True)
+    ok(done)
+    calls = root.read("/var/log/fake-calls").splitlines()
+    assert calls[0] == f"passwd root --stdin <{PASSWORD}>"
+    assert log_lines(root)[0] == "root-password: passwd root --stdin (exit 0)"
+    assert next(line for line in root.read("/etc/shadow").splitlines() if line.startswith("root:")).startswith(
+        "root:!:")  # chpasswd never ran
+
+
+@in_chroot
+def test_replay_falls_back_to_the_ssh_unit_and_says_so(tmp_path: Path) -> None:
+    root, done = replay(tmp_path, sshd_unit=False)
+    ok(done)
+    assert "systemctl restart ssh" in root.read("/var/log/fake-calls").splitlines()
+    assert ("sshd-restart: systemctl restart ssh (exit 0); there is no sshd unit here, HPC-NOW's 'restart sshd' "
+            "fails") in log_lines(root)
+
+
+@in_chroot
+def test_replay_without_net_tools_logs_it(tmp_path: Path) -> None:
+    root, done = replay(tmp_path, ifconfig=False)
+    ok(done)
+    assert "ifconfig: not found (net-tools is not in the image)" in log_lines(root)
+
+
+@pytest.mark.parametrize("password", ["", "a:b", "a\nb", "a\\b"])
+def test_a_password_chpasswd_or_echo_would_mangle_is_refused(password: str) -> None:
+    with pytest.raises(ValueError, match="root password"):
+        hpcnowcheck.user_data_script(password)
+
+
+@in_chroot
+def test_munge_gets_a_per_instance_key_at_first_boot(tmp_path: Path) -> None:
+    root = Root(tmp_path)
+    root.write("/etc/passwd", root.read("/etc/passwd") + "munge:x:110:110::/nonexistent:/usr/sbin/nologin\n")
+    root.write("/etc/group", root.read("/etc/group") + "munge:x:110:\n")
+    root.write("/etc/munge/munge.key", "build-time key\n")  # Debian's postinst makes one in the chroot
+    root.path("/etc/systemd/system").mkdir(parents=True)  # systemd's package makes it
+    root.write("/tmp/munge-script", MUNGE_SCRIPT.read_text())
+    root.path("/tmp/munge-script").chmod(0o755)
+    ok(root.sh("exec /tmp/munge-script"))
+    assert not root.path("/etc/munge/munge.key").exists()
+    assert root.read("/var/log/fake-calls").splitlines() == [
+        "systemctl enable eulerpub-munge-key.service munge.service"]
+    unit = root.read("/etc/systemd/system/eulerpub-munge-key.service")
+    assert "ConditionPathExists=!/etc/munge/munge.key" in unit and "Before=munge.service" in unit
+    command = next(line for line in unit.splitlines() if line.startswith("ExecStart="))[len("ExecStart="):]
+    ok(root.sh(command))  # what systemd runs at first boot
+    key = root.path("/etc/munge/munge.key")
+    assert key.stat().st_size == 1024 and key.stat().st_mode & 0o777 == 0o600 and key.stat().st_uid == 110
+
+
+# --- the check's decisions ---------------------------------------------------------------------------------
+
+
+class FakeGuest:
+    """A Guest whose key login answers recorded outputs."""
+
+    def __init__(self, answer: subprocess.CompletedProcess[str], port: int = 2222, user: str = "eulercheck") -> None:
+        self.port, self.user, self.answer, self.commands = port, user, answer, []
+
+    def run(self, command: str, **_: object) -> subprocess.CompletedProcess[str]:
+        self.commands.append(command)
+        return self.answer
+
+
+def guest_answer(stdout: str = "", returncode: int = 0, stderr: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.CompletedProcess([], returncode, stdout, stderr)
+
+
+@pytest.fixture
+def sshpass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A stub sshpass on PATH: records argv and the password file it was given (content and mode), answers `reply`
+    on stdout/stderr with its exit code."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    record, reply = tmp_path / "sshpass.json", tmp_path / "reply.json"
+    (bindir / "sshpass").write_text(
+        "#!/usr/bin/env python3\nimport json, os, sys\n"
+        "f = sys.argv[sys.argv.index('-f') + 1]\n"
+        f"json.dump({{'argv': sys.argv[1:], 'password': open(f).read(), 'mode': os.stat(f).st_mode & 0o777}}, "
+        f"open({str(record)!r}, 'w'))\n"
+        f"r = json.load(open({str(reply)!r}))\n"
+        "sys.stdout.write(r['stdout']); sys.stderr.write(r['stderr']); sys.exit(r['code'])\n")
+    (bindir / "sshpass").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setattr(hpcnowcheck, "LOGIN_PAUSE_S", 0.0)
+
+    def answer(stdout: str = "", code: int = 0, stderr: str = "") -> Path:
+        reply.write_text(json.dumps({"stdout": stdout, "stderr": stderr, "code": code}))
+        return record
+
+    return answer
+
+
+def probe_output(**override: str) -> str:
+    """What the root session prints on a good guest: the Debian stand-in's replay log, at, munge, modules."""
+    facts = {"uid": "0", "at-submit": "0", "at-output": "at-ran", "munge": "STATUS: Success (0)",
+             "modules": "/usr/share/modules/modulefiles: mpi/ mpi/mpich mpi/openmpi "}
+    facts.update(override)
+    replay_log = [
+        "root-password: chpasswd (exit 0); this passwd has no --stdin, HPC-NOW's 'passwd root --stdin' fails here",
+        "userdel: no user ec2-user", "userdel: openeuler (exit 0)", "sshd-restart: systemctl restart sshd (exit 0)",
+        "sshd-effective: permitrootlogin yes passwordauthentication yes ", "at: in the image",
+        "atd: start and enable (exit 0)", f"ifconfig: {facts.pop('ifconfig', '10.0.2.15')}", "done"]
+    lines = [f"uid={facts.pop('uid')}", *(f"replay={line}" for line in replay_log)]
+    return "\n".join([*lines, *(f"{k}={v}" for k, v in facts.items())]) + "\n"
+
+
+def test_check_passes_and_keeps_the_password_out_of_argv(sshpass) -> None:
+    record = sshpass(probe_output())
+    result = hpcnowcheck.check(FakeGuest(guest_answer()), PASSWORD)
+    assert result.passed, result.detail
+    assert result.name == "hpcnow"
+    assert "no literal step on this guest: chpasswd" in result.detail
+    assert "ifconfig gave 10.0.2.15" in result.detail and "mpi/openmpi, mpi/mpich" in result.detail
+    seen = json.loads(record.read_text())
+    assert seen["password"] == PASSWORD + "\n" and seen["mode"] == 0o600
+    assert PASSWORD not in " ".join(seen["argv"])
+    assert seen["argv"][0] == "-f" and seen["argv"][2:5] == ["ssh", "-p", "2222"]
+    assert "root@127.0.0.1" in seen["argv"]
+    assert not Path(seen["argv"][1]).exists()  # removed after the check
+    assert "PubkeyAuthentication=no" in seen["argv"]
+
+
+@pytest.mark.parametrize(("override", "reason"), [
+    ({"at-output": ""}, "the 'at now' job did not run within 60 s (submit exit 0, start and enable (exit 0))"),
+    ({"munge": "STATUS: Invalid credential (6)"}, "munge -n | unmunge failed: STATUS: Invalid credential (6)"),
+    ({"modules": "/usr/share/modules/modulefiles: mpi/ mpi/openmpi"}, "module avail lacks mpi/mpich"),
+    ({"ifconfig": "not found (net-tools is not in the image)"},
+     "ifconfig gave no node address before any install: not found (net-tools is not in the image)"),
+    ({"ifconfig": "127.0.0.1"}, "ifconfig gave no node address before any install: 127.0.0.1"),
+])
+def test_check_names_what_failed(sshpass, override: dict[str, str], reason: str) -> None:
+    sshpass(probe_output(**override))
+    result = hpcnowcheck.check(FakeGuest(guest_answer()), PASSWORD)
+    assert not result.passed
+    assert result.detail.startswith(reason), result.detail
+    assert "\n" not in result.detail
+
+
+def test_hardened_image_fails_naming_the_sshd_policy(sshpass) -> None:
+    # sshpass exits 5 when ssh asks for the password again: the answer of a PermitRootLogin prohibit-password sshd
+    sshpass("", 5, "Permission denied, please try again.\n")
+    guest = FakeGuest(guest_answer("permitrootlogin without-password\npasswordauthentication yes\n"
+                                   "root-password: chpasswd (exit 0)\n"))
+    result = hpcnowcheck.check(guest, PASSWORD)
+    assert not result.passed
+    assert result.detail == (
+        "root password login through sshpass failed (password refused: Permission denied, please try again.): "
+        "the image's sshd policy refuses it: permitrootlogin without-password after HPC-NOW's edits (its "
+        "appended 'PermitRootLogin yes' lost to an earlier PermitRootLogin line)")
+    assert "sshd -T" in guest.commands[0]
+
+
+def test_password_authentication_left_off_is_named(sshpass) -> None:
+    sshpass("", 255, "root@127.0.0.1: Permission denied (publickey).\n")
+    result = hpcnowcheck.check(FakeGuest(guest_answer("permitrootlogin yes\npasswordauthentication no\n")), PASSWORD)
+    assert not result.passed
+    assert "sshd policy refuses it: passwordauthentication no" in result.detail
+
+
+def test_unreadable_policy_says_the_key_login_failed_too(sshpass) -> None:
+    sshpass("", 5, "Permission denied, please try again.\n")
+    result = hpcnowcheck.check(FakeGuest(guest_answer("", 255, "Permission denied (publickey)."), user="openeuler"),
+                               PASSWORD)
+    assert not result.passed
+    assert "sshd's policy could not be read over the key login as openeuler (exit 255" in result.detail
+    assert "the replay deletes ec2-user and openeuler" in result.detail
+
+
+def test_sshd_allowing_it_points_at_the_password(sshpass) -> None:
+    sshpass("", 5, "Permission denied, please try again.\n")
+    result = hpcnowcheck.check(FakeGuest(guest_answer("permitrootlogin yes\npasswordauthentication yes\n"
+                                                      "root-password: chpasswd (exit 1)\n")), PASSWORD)
+    assert not result.passed
+    assert result.detail.endswith("although sshd allows it (permitrootlogin yes, passwordauthentication yes); "
+                                  "replay: root-password: chpasswd (exit 1)")
+
+
+def test_login_is_retried_while_the_replay_may_still_run(sshpass, tmp_path: Path) -> None:
+    sshpass("", 5, "Permission denied, please try again.\n")
+    calls = tmp_path / "calls"
+    stub = tmp_path / "bin" / "sshpass"
+    stub.write_text(stub.read_text().replace("import json, os, sys\n",
+                                             f"import json, os, sys\nopen({str(calls)!r}, 'a').write('x')\n"))
+    hpcnowcheck.check(FakeGuest(guest_answer("permitrootlogin yes\npasswordauthentication yes\n")), PASSWORD)
+    assert calls.read_text() == "x" * hpcnowcheck.LOGIN_ATTEMPTS
