@@ -300,16 +300,14 @@ def _finish(plan: BuildPlan, log_path: Path, final_log: Path) -> BuildRecord:
     raw = plan.command.output_stem.with_suffix(".raw")
     if not raw.is_file():
         raise EulerpubError(f"disk-image-create reported success but wrote no {raw}; see {log_path}")
-    made: dict[str, Artifact] = {}
-    for fmt in sorted(plan.formats, key=lambda f: f == "raw"):  # raw last: it is DIB's file, moved
-        dest = plan.partial_dir / f"{plan.image_name}.{convert.EXTENSIONS[fmt]}"
-        log.info("writing %s", dest.name)
-        if fmt == "raw":
-            os.replace(raw, dest)
-        else:
-            convert.convert(raw, dest, fmt)
-        made[fmt] = Artifact(format=fmt, path=dest.name, size=dest.stat().st_size,
-                             virtual_size=convert.virtual_size(dest, fmt), sha256=sha256_file(dest))
+    dests = {fmt: plan.partial_dir / f"{plan.image_name}.{convert.EXTENSIONS[fmt]}" for fmt in plan.formats}
+    log.info("writing %s", ", ".join(dest.name for dest in dests.values()))
+    convert.convert_all(raw, {fmt: dest for fmt, dest in dests.items() if fmt != "raw"})  # concurrently
+    if "raw" in dests:  # last: it is DIB's file, moved
+        os.replace(raw, dests["raw"])
+    made = {fmt: Artifact(format=fmt, path=dest.name, size=dest.stat().st_size,
+                          virtual_size=convert.virtual_size(dest, fmt), sha256=sha256_file(dest))
+            for fmt, dest in dests.items()}
     artifacts = [made[f] for f in plan.formats]
     with open(plan.partial_dir / made["raw"].path if "raw" in made else raw, "rb") as disk:
         table = bootmodes.parse_partition_table(disk.read(bootmodes.HEAD_BYTES))

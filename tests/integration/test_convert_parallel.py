@@ -1,0 +1,92 @@
+"""convert_all: every format of a build converted at once gives the artifacts sequential conversion gives, in
+kind (format, subformat, compression) and in validity (`qemu-img check`, `qemu-img compare` with the raw)."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from eulerpub import convert, imagefile
+from eulerpub.errors import ToolError
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img is not installed")]
+
+MiB = 1 << 20
+FORMATS = ("qcow2", "vmdk", "vhd", "raw")
+
+
+@pytest.fixture(scope="module")
+def disk(tmp_path_factory) -> Path:
+    """A 48 MiB raw disk with an MBR, runs of random, text-like and zero data, and a last sector written."""
+    path = tmp_path_factory.mktemp("disk") / "disk.raw"
+    rng = random.Random(7)
+    with open(path, "wb") as out:
+        out.truncate(48 * MiB)
+        mbr = bytearray(512)
+        mbr[446:462] = bytes([0x80, 0, 2, 0, 0x83, 0, 0, 0]) + (2048).to_bytes(4, "little") + \
+            (40960).to_bytes(4, "little")
+        mbr[510:512] = b"\x55\xaa"
+        out.write(mbr)
+        for offset, length in ((1 * MiB, 3 * MiB), (9 * MiB, 5 * MiB), (30 * MiB, 2 * MiB + 4096)):
+            out.seek(offset)
+            out.write(rng.randbytes(length // 2) + bytes(b"0123456789abcdef"[b % 16] for b in
+                                                         rng.randbytes(length - length // 2)))
+        out.seek(48 * MiB - 512)
+        out.write(b"\xee" * 512)
+    return path
+
+
+def qemu(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["qemu-img", *argv], capture_output=True, text=True)
+
+
+def kind(path: Path, fmt: str) -> dict:
+    """What makes an artifact the kind a cloud expects, as qemu-img reports it."""
+    info = json.loads(qemu("info", "-U", "--output=json", "-f", imagefile.QEMU_FORMAT[fmt], str(path)).stdout)
+    data = info.get("format-specific", {}).get("data", {})
+    found = {"format": info["format"], "virtual-size": info["virtual-size"], "sniffed": imagefile.sniff(path)}
+    if fmt == "qcow2":
+        check = json.loads(qemu("check", "--output=json", "-f", "qcow2", str(path)).stdout)
+        found |= {"compression-type": data["compression-type"], "compat": data["compat"],
+                  "allocated-clusters": check["allocated-clusters"],
+                  "compressed-clusters": check["compressed-clusters"]}
+    if fmt == "vmdk":
+        found |= {"create-type": data["create-type"]}
+    if fmt == "vhd":  # the footer's disk type: 2 = fixed
+        found |= {"disk-type": int.from_bytes(path.read_bytes()[-512:][60:64], "big")}
+    return found
+
+
+def test_parallel_conversion_gives_what_sequential_conversion_gives(disk, tmp_path):
+    (tmp_path / "parallel").mkdir()
+    (tmp_path / "sequential").mkdir()
+    made = convert.convert_all(disk, {fmt: tmp_path / "parallel" / f"disk.{fmt}" for fmt in FORMATS})
+    assert sorted(made) == sorted(FORMATS)
+    for fmt in FORMATS:
+        parallel = made[fmt]
+        sequential = convert.convert(disk, tmp_path / "sequential" / f"disk.{fmt}", fmt)
+        assert kind(parallel, fmt) == kind(sequential, fmt)
+        compare = qemu("compare", "-f", "raw", "-F", imagefile.QEMU_FORMAT[fmt], str(disk), str(parallel))
+        assert compare.returncode == 0, compare.stdout + compare.stderr  # identical guest contents
+        if fmt in ("qcow2", "vmdk"):
+            check = qemu("check", "-f", fmt, str(parallel))
+            assert check.returncode == 0, check.stdout + check.stderr
+    qcow2 = kind(made["qcow2"], "qcow2")
+    assert qcow2["compressed-clusters"] > 0 and qcow2["compression-type"] == "zlib"
+    assert kind(made["vmdk"], "vmdk")["create-type"] == "streamOptimized"
+    assert kind(made["vhd"], "vhd")["disk-type"] == 2
+    assert not list(tmp_path.rglob(".*.tmp"))
+
+
+def test_a_failed_conversion_fails_the_whole_call_and_leaves_no_partial_file(disk, tmp_path):
+    outputs = {"qcow2": tmp_path / "disk.qcow2", "vmdk": tmp_path / "missing-dir" / "disk.vmdk"}
+    with pytest.raises(ToolError):
+        convert.convert_all(disk, outputs)
+    assert (tmp_path / "disk.qcow2").is_file()  # the other conversion still finished, whole
+    assert not list(tmp_path.rglob(".*.tmp")) and not (tmp_path / "missing-dir").exists()
