@@ -7,8 +7,8 @@
 - failures are `ToolError`: a missing tool, a non-zero exit (with the stderr tail or the log's path), a timeout
   (naming the tool and the limit), a tool killed by a signal (named: "qemu-system-x86_64 was killed by SIGKILL").
 
-`run` captures a short command's output, `stream` appends a long one's to a log file line by line, `spawn`
-starts one that runs beside eulerpub (a test VM) and stops it when the `with` block ends.
+`run` captures a short command's output, `stream` appends a long one's to a log file line by line, `start`/`stop`
+run one beside eulerpub (a test VM), and `spawn` stops it when its `with` block ends.
 """
 
 from __future__ import annotations
@@ -71,23 +71,28 @@ def stop(process: subprocess.Popen[Any], grace: float = GRACE_S) -> None:
         process.wait()
 
 
-@contextlib.contextmanager
-def spawn(argv: Argv, *, env: Mapping[str, str] | None = None, stdin: int | IO[Any] | None = subprocess.DEVNULL,
+def start(argv: Argv, *, env: Mapping[str, str] | None = None, stdin: int | IO[Any] | None = subprocess.DEVNULL,
           stdout: int | IO[Any] | None = subprocess.PIPE, stderr: int | IO[Any] | None = subprocess.PIPE,
-          text: bool = False, grace: float = GRACE_S, die_with_parent: bool = False,
-          ) -> Iterator[subprocess.Popen[Any]]:
-    """Start `argv` in its own process group and yield it; when the block ends, however it ends, a command still
-    running is stopped (`stop`). `die_with_parent` (long-running tools started from the main thread only: the
-    signal follows the starting thread) also stops it if eulerpub is killed outright."""
+          text: bool = False, die_with_parent: bool = False) -> subprocess.Popen[Any]:
+    """Start `argv` in a process group of its own; the caller `stop`s it (or uses `spawn`, which does).
+
+    `die_with_parent` (long-running tools started from the main thread only: the signal follows the thread
+    that started the tool) also sends it SIGTERM if eulerpub is killed outright."""
     cmd = _argv(argv)
     log.debug("+ %s", shlex.join(cmd))
     try:
-        process = subprocess.Popen(cmd, env=None if env is None else dict(env), stdin=stdin, stdout=stdout,
-                                   stderr=stderr, start_new_session=True, text=text,
-                                   errors="replace" if text else None, bufsize=1 if text else -1,
-                                   preexec_fn=_die_with_parent if die_with_parent else None)
+        return subprocess.Popen(cmd, env=None if env is None else dict(env), stdin=stdin, stdout=stdout,
+                                stderr=stderr, start_new_session=True, text=text, errors="replace" if text else None,
+                                bufsize=1 if text else -1, preexec_fn=_die_with_parent if die_with_parent else None)
     except FileNotFoundError as exc:
         raise ToolError(cmd, 127) from exc
+
+
+@contextlib.contextmanager
+def spawn(argv: Argv, *, grace: float = GRACE_S, **options: Any) -> Iterator[subprocess.Popen[Any]]:
+    """`start(argv, **options)` for the length of a `with` block: when the block ends, however it ends, a command
+    still running is stopped (`stop`, with `grace` seconds between SIGTERM and SIGKILL)."""
+    process = start(argv, **options)
     with process:
         try:
             yield process

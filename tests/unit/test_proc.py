@@ -143,3 +143,13 @@ def test_stream_failure_names_the_log(tmp_path):
     with pytest.raises(ToolError) as caught:
         proc.stream(["sh", "-c", "echo doing; exit 2"], log_file=log)
     assert str(caught.value) == f"`sh -c echo doing; exit 2` failed with exit code 2 (log: {log})"
+
+
+def test_start_and_stop_a_command_beside_eulerpub(tmp_path):
+    pidfile = tmp_path / "pid"
+    vm = proc.start(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], stdout=None, stderr=None)
+    child = _wait_for(pidfile)
+    assert vm.poll() is None
+    proc.stop(vm, grace=5)
+    assert vm.returncode == -signal.SIGTERM and _group_gone(child)
+    proc.stop(vm)  # stopping an ended command changes nothing
