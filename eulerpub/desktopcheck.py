@@ -26,6 +26,7 @@ from pathlib import Path
 
 from eulerpub import proc
 from eulerpub.bootcheck import CheckResult, Guest, free_port
+from eulerpub.errors import ToolError
 
 RDP_PORT = 3389
 VNC_DISPLAY = ":1"
@@ -112,7 +113,9 @@ def read_frame(path: Path) -> FrameVerdict:
         for source in (path, inverted):
             try:
                 done = proc.run(["tesseract", str(source), "stdout"], check=False, timeout=120)
-            except subprocess.TimeoutExpired:
+            except ToolError as exc:
+                if exc.timeout is None:
+                    raise
                 continue
             texts.append(done.stdout.decode(errors="replace"))
     finally:
@@ -178,17 +181,16 @@ def _rdp_frame(_guest: Guest, forwards: dict[int, int], seed: DesktopSeed, frame
                deadline: float) -> FrameVerdict:
     """xfreerdp in a fresh Xvfb, the password on stdin; frames of the Xvfb root window until a desktop shows."""
     width, height = FRAME_SIZE
-    xvfb = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    xvfb = proc.start(["Xvfb", "-displayfd", "1", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+                      stderr=subprocess.DEVNULL)
     client: subprocess.Popen[bytes] | None = None
     try:
         display = f":{xvfb.stdout.readline().decode().strip()}" if xvfb.stdout else ""
         env = {**os.environ, "DISPLAY": display}
         argv = ["xfreerdp", f"/v:127.0.0.1:{forwards[RDP_PORT]}", f"/u:{RDP_USER}", "/d:", "/from-stdin",
                 "/cert:ignore", f"/size:{width}x{height}", "/bpp:24", "-grab-keyboard", "/log-level:ERROR"]
-        # No controlling terminal (a new session), so FreeRDP reads the password from stdin, not /dev/tty.
-        client = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        # No controlling terminal (proc starts a new session), so FreeRDP reads the password from stdin, not /dev/tty.
+        client = proc.start(argv, env=env, stdin=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert client.stdin is not None
         client.stdin.write(f"{seed.rdp_password}\n".encode())
         client.stdin.close()
@@ -231,9 +233,9 @@ def _vnc_frame(guest: Guest, _forwards: dict[int, int], seed: DesktopSeed, frame
     """vncdotool logs in with the VNC password through an SSH tunnel and captures the session; again until a
     desktop shows."""
     local = free_port()
-    tunnel = subprocess.Popen([*guest.ssh_argv("true")[:-2], "-N", "-o", "ExitOnForwardFailure=yes",
-                               "-L", f"127.0.0.1:{local}:127.0.0.1:{VNC_PORT}", f"{guest.user}@127.0.0.1"],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    tunnel = proc.start([*guest.ssh_argv("true")[:-2], "-N", "-o", "ExitOnForwardFailure=yes",
+                         "-L", f"127.0.0.1:{local}:127.0.0.1:{VNC_PORT}", f"{guest.user}@127.0.0.1"],
+                        stdout=subprocess.DEVNULL)
     verdict = FrameVerdict(False, "no frame captured")
     try:
         while time.monotonic() < deadline:
@@ -245,7 +247,9 @@ def _vnc_frame(guest: Guest, _forwards: dict[int, int], seed: DesktopSeed, frame
             try:
                 grabbed = proc.run([sys.executable, "-c", VNC_GRAB, f"127.0.0.1::{local}", str(frame)],
                                    input=f"{seed.vnc_password}\n".encode(), check=False, timeout=120)
-            except subprocess.TimeoutExpired:
+            except ToolError as exc:
+                if exc.timeout is None:
+                    raise
                 verdict = FrameVerdict(False, "vncdotool got no frame within 120 s")
                 continue
             if grabbed.returncode != 0 or not frame.is_file():
@@ -263,17 +267,13 @@ def _vnc_frame(guest: Guest, _forwards: dict[int, int], seed: DesktopSeed, frame
 def _run_ok(argv: list[str], **kwargs) -> bool:
     try:
         return proc.run(argv, check=False, timeout=60, **kwargs).returncode == 0
-    except subprocess.TimeoutExpired:
+    except ToolError as exc:
+        if exc.timeout is None:
+            raise
         return False
 
 
 def _stop(process: subprocess.Popen[bytes] | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    if process is not None:
+        proc.stop(process, grace=10)
 

@@ -101,14 +101,15 @@ def spawn(argv: Argv, *, grace: float = GRACE_S, **options: Any) -> Iterator[sub
 
 
 def run(argv: Argv, *, input: bytes | None = None, timeout: float | None = None, check: bool = True,
-        ) -> subprocess.CompletedProcess[bytes]:
-    """Run a command to its end and return its result, stdout and stderr captured.
+        env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run a command to its end (in `env`, if given: the whole environment) and return its result, stdout and
+    stderr captured.
 
     ToolError if it fails and `check` is set, and whatever `check` says if it outlives `timeout` (seconds: the
     group is stopped and the error names the tool and the limit).
     """
     cmd = _argv(argv)
-    with spawn(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL) as process:
+    with spawn(cmd, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL) as process:
         try:
             out, err = process.communicate(input, timeout=timeout)
         except subprocess.TimeoutExpired:

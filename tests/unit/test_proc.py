@@ -153,3 +153,7 @@ def test_start_and_stop_a_command_beside_eulerpub(tmp_path):
     proc.stop(vm, grace=5)
     assert vm.returncode == -signal.SIGTERM and _group_gone(child)
     proc.stop(vm)  # stopping an ended command changes nothing
+
+
+def test_run_in_a_given_environment():
+    assert proc.output(["sh", "-c", 'echo "$DISPLAY:$HOME"'], env={"DISPLAY": ":7", "PATH": "/usr/bin:/bin"}) == ":7:\n"
