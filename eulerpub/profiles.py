@@ -47,7 +47,7 @@ RESERVED_ENV = frozenset({"DIB_LOCAL_IMAGE", "DIB_EULER_BASE_SHA256", "DIB_RELEA
 
 Format = Literal["qcow2", "raw", "vmdk", "vhd"]
 Arch = Literal["x86_64", "aarch64", "riscv64"]
-CloudName = Literal["aws", "huawei", "tencent"]
+CloudName = Literal["aws", "huawei", "tencent", "alibaba"]
 
 
 class _Strict(BaseModel):

@@ -31,7 +31,7 @@ def test_checked_in_release_yaml_loads_with_its_profiles():
     profiles = load_profiles(config, REPO / "release.yaml")
     assert set(profiles) == set(config.profiles)
     assert config.concurrency >= 1
-    assert set(config.clouds) == {"aws", "huawei", "tencent"}
+    assert set(config.clouds) == {"aws", "huawei", "tencent", "alibaba"}
 
 
 def test_minimal_config_takes_defaults(tmp_path):
@@ -45,7 +45,7 @@ def test_minimal_config_takes_defaults(tmp_path):
     (VALID + "colour: blue\n", "release.yaml: colour: unknown key"),
     (VALID.replace("releases: [24.03-LTS-SP1]\n", ""), "release.yaml: releases: required key is missing"),
     (VALID.replace("[x86_64]", "[x86_64, sparc]"), "release.yaml: arches[1]: expected 'x86_64', 'aarch64' or"),
-    (VALID.replace("aws:", "azure:"), "release.yaml: clouds.azure: expected 'aws', 'huawei' or 'tencent'"),
+    (VALID.replace("aws:", "azure:"), "release.yaml: clouds.azure: expected 'aws', 'huawei', 'tencent' or 'alibaba'"),
     (VALID.replace("{regions: [us-east-1]}", "{regions: [us-east-1], copy_to: [a, b, a]}"),
      "release.yaml: clouds.aws.copy_to: 'a' is listed twice"),
     (VALID.replace("{regions: [us-east-1]}", "{regions: []}"), "release.yaml: clouds.aws.regions: List should"),

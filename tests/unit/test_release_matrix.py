@@ -141,6 +141,6 @@ def test_checked_in_release_yaml_plans_every_cell():
     cells = expand(loaded, load_profiles(loaded, path), source=path)
     text = render_plan(make_plan(cells, loaded.concurrency))
     builds = {(c.profile, c.release, c.arch) for c in cells}
-    assert len(cells) == len(builds) * 3  # one import region per cloud
+    assert len(cells) == len(builds) * 4  # one import region per cloud
     for cell in cells:
         assert f"build {cell.profile} {cell.release} {cell.arch} " in text
