@@ -13,8 +13,18 @@ Schema (version 1; a change that breaks readers bumps `schema_version`):
           "build_id": "9f2c…",                       # the build record's id (same image on every cloud)
           "artifact_sha256": "ab12…"                 # sha256 of the disk file uploaded to this cloud
         }}}}}
-      }
+      },
+      "latest": [                                    # one per series: the same entries, flat, for filters
+        {"profile": "hpcnow", "release": "24.03-LTS-SP1", "arch": "x86_64", "cloud": "huawei",
+         "region": "cn-north-4", "image_id": "…", "name": "…", "created": "…"}
+      ]
     }
+
+Each `images` entry is the latest image of its series (profile, release, arch, cloud, region): a run replaces it
+with the image it published, and merging parallel runs keeps the one created later. `latest` lists exactly those
+entries, sorted by profile, release, arch, cloud, region; it is derived from `images` on every write (a value
+read from a file is ignored), so the two never disagree. `jq -r '.latest[] | select(.profile == "hpcnow" and
+.cloud == "huawei" and .region == "cn-north-4") | .image_id'` or `eulerpub images latest --index` read it.
 
 A run updates the entries of the cells it published and never drops any other entry, so a filtered run
 (`--only cloud=aws`) leaves the other clouds' entries as they were. Written atomically.
@@ -22,12 +32,13 @@ A run updates the entries of the cells it published and never drops any other en
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, computed_field
 
 from eulerpub.errors import UsageError
 from eulerpub.manifest import write_json_atomic
@@ -52,12 +63,35 @@ class IndexEntry(BaseModel):
 Images = dict[str, dict[str, dict[str, dict[str, dict[str, IndexEntry]]]]]
 
 
+class LatestEntry(BaseModel):
+    """One series and its latest image, as the index's `latest` list holds it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    profile: str
+    release: str
+    arch: str
+    cloud: str
+    region: str
+    image_id: str
+    name: str
+    created: str
+
+
 class ReleaseIndex(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     schema_version: int = SCHEMA_VERSION
     updated: str = ""
     images: Images = {}
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def latest(self) -> list[LatestEntry]:
+        """Every series with its latest image, flat (derived from `images`)."""
+        return [LatestEntry(profile=i.profile, release=i.release, arch=i.arch, cloud=i.cloud, region=i.region,
+                            image_id=i.entry.image_id, name=i.entry.name, created=i.entry.created)
+                for i in iter_entries(self)]
 
 
 @dataclass(frozen=True)
@@ -152,7 +186,13 @@ def read_index(path: Path) -> ReleaseIndex:
     except FileNotFoundError:
         return ReleaseIndex()
     try:
-        index = ReleaseIndex.model_validate_json(raw)
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise UsageError(f"{path}: not JSON ({exc}); not a valid eulerpub release index") from None
+    if isinstance(data, dict):
+        data.pop("latest", None)  # derived from images on every write
+    try:
+        index = ReleaseIndex.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"]) or "(top level)"

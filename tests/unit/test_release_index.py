@@ -81,10 +81,12 @@ def test_pages_round_trip_and_the_schema_is_the_documented_one(tmp_path):
     index_path, readme_path = write_release_pages(tmp_path, index)
     assert read_index(index_path) == index
     data = json.loads(index_path.read_text())
-    assert set(data) == {"schema_version", "updated", "images"}
+    assert set(data) == {"schema_version", "updated", "images", "latest"}
     assert data["schema_version"] == 1
     assert set(data["images"]["min"]["24.03"]["x86_64"]["aws"]["us-east-1"]) == {
         "image_id", "name", "created", "build_id", "artifact_sha256"}
+    assert [set(item) for item in data["latest"]] == [
+        {"profile", "release", "arch", "cloud", "region", "image_id", "name", "created"}]
     assert "`ami-1`" in readme_path.read_text()
     assert not list(tmp_path.glob(".*"))  # no temporary file left behind
 
@@ -131,3 +133,25 @@ def test_combining_parallel_jobs_indexes_keeps_each_clouds_newest_entry():
     assert found == {("aws", "us-east-1"): "ami-new", ("huawei", "cn-north-4"): "ims-new",
                      ("tencent", "ap-guangzhou"): "img-1"}
     assert combine(combined, [aws_job, huawei_job, base], now=LATER) is combined
+
+
+def test_latest_has_one_entry_per_series_and_follows_the_images(tmp_path):
+    first = merge(ReleaseIndex(), [at("aws", "us-east-1", "ami-1"), at("aws", "us-east-1", "ami-7", profile="hpc"),
+                                   at("huawei", "cn-north-4", "img-1")], now=NOW)
+    later = merge(first, [at("aws", "us-east-1", "ami-2", build_id="b2")], now=NOW)
+    assert [(e.profile, e.cloud, e.region, e.image_id) for e in later.latest] == [
+        ("hpc", "aws", "us-east-1", "ami-7"), ("min", "aws", "us-east-1", "ami-2"),
+        ("min", "huawei", "cn-north-4", "img-1")]
+    index_path, _ = write_release_pages(tmp_path, later)
+    data = json.loads(index_path.read_text())
+    assert [e["image_id"] for e in data["latest"]] == ["ami-7", "ami-2", "img-1"]
+    data["latest"] = [{"image_id": "ami-stale"}]  # a hand-edited list is not believed: images decide
+    index_path.write_text(json.dumps(data))
+    assert [e.image_id for e in read_index(index_path).latest] == ["ami-7", "ami-2", "img-1"]
+
+
+def test_an_index_that_is_not_json_is_one_sentence(tmp_path):
+    broken = tmp_path / "index.json"
+    broken.write_text("{not json")
+    with pytest.raises(UsageError, match=r"index.json: not JSON .*not a valid eulerpub release index"):
+        read_index(broken)
