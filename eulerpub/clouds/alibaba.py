@@ -18,7 +18,8 @@ tagged at creation (Tag.N) and carry the build marker in their description. Boot
 "UEFI if possible": uefi-preferred imports as BIOS, which every x86 instance type boots; arm64 is UEFI only).
 The import reads OSS through the RAM role AliyunECSImageImportDefaultRole; preflight asks RAM (GetRole) for it.
 
-Prune's leftovers are the uploads in OSS only: ECS's snapshots behind an image go with DeleteImage.
+Prune's leftovers are the uploads in OSS only. The system snapshot ECS keeps behind an imported image is not
+listed (DescribeSnapshots is not called, nor emulated); whether DeleteImage removes it is not verified here.
 """
 
 from __future__ import annotations
