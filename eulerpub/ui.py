@@ -14,15 +14,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.logging import RichHandler
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+
+# rich.logging (with rich.traceback) and rich.progress are imported where they are used: `eulerpub --help`
+# and quick commands start without them (tests/bench/bench_startup.py).
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
@@ -38,6 +32,8 @@ def set_interactive(enabled: bool) -> None:
 
 def setup_logging(debug: bool = False) -> None:
     level = logging.DEBUG if debug else logging.INFO
+    from rich.logging import RichHandler
+
     handler = RichHandler(console=err_console, show_path=False, show_time=debug, markup=False,
                           rich_tracebacks=debug)
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
@@ -87,6 +83,15 @@ def byte_progress(description: str, total: int | None) -> Iterator[ProgressCallb
         yield advance
         log.info("%s: done, %s", description, _human(done))
         return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=False) as progress:
