@@ -3,11 +3,12 @@ repo.openeuler.org.
 
 It starts, in this process, what the tests use instead of the internet: the openEuler-layout mirror serving the
 stand-in base image (tests/standin/, tests/mirror.py), moto's server as AWS with eulerpub's VM Import and EBS
-extensions (tests/fixtures_moto.py), the Huawei IMS and Tencent CVM emulators (tests/emulators/) and moto's S3 as
-OBS and COS. Then it runs the real console script as a user would type it: `eulerpub build`, `eulerpub test`,
-`eulerpub publish` to each cloud (with a copy to a second region and a share) and `eulerpub release`. The
-commands get only endpoints, throwaway demo credentials and the stand-in's profile and element directories,
-through the environment; their arguments are exactly what a user types. Everything lands in ./demo-work/.
+extensions (tests/fixtures_moto.py), the Huawei IMS, Tencent CVM and Alibaba ECS emulators (tests/emulators/) and
+moto's S3 as OBS, COS and OSS. Then it runs the real console script as a user would type it: `eulerpub build`,
+`eulerpub test`, `eulerpub publish` to each cloud (with a copy to a second region and a share) and
+`eulerpub release`. The commands get only endpoints, throwaway demo credentials and the stand-in's profile and
+element directories, through the environment; their arguments are exactly what a user types. Everything lands
+in ./demo-work/.
 
 A second run reuses the cached stand-in and the unchanged build. The local clouds start empty on every run
 (they live in this process), so the previous run's publish journals and release index are removed first; within
@@ -41,22 +42,26 @@ HUAWEI = {"region": "cn-north-4", "copy_to": "cn-east-3", "share": "0123456789ab
           "bucket": "eulerpub-demo-obs", "agency": "ims-copy-agency"}  # the agency: ims.DEFAULT_AGENCIES
 TENCENT = {"region": "ap-guangzhou", "copy_to": "ap-shanghai", "share": "100000000002",
            "bucket": "eulerpub-demo-1250000000"}  # COS bucket names end in the account's APPID
-CLOUDS = {"aws": AWS, "huawei": HUAWEI, "tencent": TENCENT}
+ALIBABA = {"region": "cn-hangzhou", "copy_to": "cn-shanghai", "share": "1000000000000002",
+           "bucket": "eulerpub-demo-oss"}
+CLOUDS = {"aws": AWS, "huawei": HUAWEI, "tencent": TENCENT, "alibaba": ALIBABA}
 
 # Calls that create an image or start an upload, per server: the release step must make none of them.
 CREATES = {"moto": ("StartSnapshot", "ImportSnapshot", "RegisterImage", "CopyImage"),
            "ims": ("CreateImage", "ImportImageQuick", "CopyImageCrossRegion"),
-           "cvm": ("ImportImage", "SyncImages")}
+           "cvm": ("ImportImage", "SyncImages"),
+           "ecs": ("ImportImage", "CopyImage")}
 
 # Inherited variables the commands must not see: a developer's real credentials, profiles and endpoints.
-LEAKY_PREFIXES = ("AWS_", "HUAWEICLOUD_", "TENCENTCLOUD_", "EULERPUB_")
+LEAKY_PREFIXES = ("AWS_", "HUAWEICLOUD_", "TENCENTCLOUD_", "ALIBABA_CLOUD_", "EULERPUB_")
 KEPT = ("EULERPUB_DEBUG", "EULERPUB_ACCEL")  # the user's own choices about logging and QEMU acceleration
-SECRET_NAMES = ("AWS_SECRET_ACCESS_KEY", "HUAWEICLOUD_SDK_SK", "TENCENTCLOUD_SECRET_KEY")
+SECRET_NAMES = ("AWS_SECRET_ACCESS_KEY", "HUAWEICLOUD_SDK_SK", "TENCENTCLOUD_SECRET_KEY",
+                "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
 
 RELEASE_YAML = """\
-# The demo's release matrix (written by tests/demo.py): the stand-in hpc build on the three local clouds,
+# The demo's release matrix (written by tests/demo.py): the stand-in hpc build on the four local clouds,
 # the same regions, copies and shares the publish steps used, so the release finds their images.
-concurrency: 3
+concurrency: 4
 profiles: [{profile}]
 releases: [{release}]
 arches: [{arch}]
@@ -66,6 +71,8 @@ clouds:
            bucket: {huawei[bucket]}, agency: {huawei[agency]}}}
   tencent: {{regions: [{tencent[region]}], copy_to: [{tencent[copy_to]}], share: ['{tencent[share]}'],
             public: false, bucket: {tencent[bucket]}}}
+  alibaba: {{regions: [{alibaba[region]}], copy_to: [{alibaba[copy_to]}], share: ['{alibaba[share]}'],
+            public: false, bucket: {alibaba[bucket]}}}
 """
 
 
@@ -124,23 +131,26 @@ class LocalClouds:
     moto: Any
     ims: Any
     cvm: Any
+    ecs: Any
     env: dict[str, str]
 
     def creates(self) -> int:
         return (sum(len(self.moto.calls(a)) for a in CREATES["moto"])
                 + sum(len(self.ims.calls(a)) for a in CREATES["ims"])
-                + sum(len(self.cvm.calls(a)) for a in CREATES["cvm"]))
+                + sum(len(self.cvm.calls(a)) for a in CREATES["cvm"])
+                + sum(len(self.ecs.calls(a)) for a in CREATES["ecs"]))
 
     def crashes(self) -> list[str]:
-        return [*self.ims.crashes, *self.cvm.crashes]
+        return [*self.ims.crashes, *self.cvm.crashes, *self.ecs.crashes]
 
 
 @contextlib.contextmanager
 def local_clouds() -> Iterator[LocalClouds]:
-    """moto (AWS, and S3 standing in for OBS and COS), IMS and CVM emulators whose imports find the uploaded
+    """moto (AWS, and S3 standing in for OBS, COS and OSS), IMS, CVM and ECS emulators whose imports find the uploaded
     objects in moto, the demo buckets, and the environment that points the SDKs at all of them."""
-    from tests.emulators import CvmEmulator, ImsEmulator, Timing
+    from tests.emulators import CvmEmulator, EcsEmulator, ImsEmulator, Timing
     from tests.fixtures_moto import aws_environment, running_moto_server
+    from tests.integration.alibaba.conftest import oss_object_size
     from tests.integration.sdkclouds import object_exists, s3
     from tests.integration.tencent.conftest import cos_object_exists
 
@@ -153,8 +163,12 @@ def local_clouds() -> Iterator[LocalClouds]:
         cvm = stack.enter_context(CvmEmulator(
             regions=(TENCENT["region"], TENCENT["copy_to"]), timing=Timing(polls=2),
             object_exists=lambda url: cos_object_exists(moto, url)))
-        for bucket in (HUAWEI["bucket"], TENCENT["bucket"]):
+        ecs = stack.enter_context(EcsEmulator(
+            regions=(ALIBABA["region"], ALIBABA["copy_to"]), timing=Timing(polls=2),
+            object_size=lambda bucket, key: oss_object_size(moto, bucket, key)))
+        for bucket in (HUAWEI["bucket"], TENCENT["bucket"], ALIBABA["bucket"]):
             s3(moto, store_region).create_bucket(Bucket=bucket)
+        moto.md5_buckets.add(ALIBABA["bucket"])  # OSS verifies Content-MD5 (cn-hangzhou is not an AWS region anyway)
         env = {
             **aws_environment(moto),
             "HUAWEICLOUD_SDK_AK": ims.ak, "HUAWEICLOUD_SDK_SK": ims.sk,
@@ -164,8 +178,12 @@ def local_clouds() -> Iterator[LocalClouds]:
             "TENCENTCLOUD_SECRET_ID": cvm.secret_id, "TENCENTCLOUD_SECRET_KEY": cvm.secret_key,
             "EULERPUB_TENCENT_CVM_ENDPOINT": cvm.url,
             "EULERPUB_TENCENT_COS_ENDPOINT": moto.url,
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": ecs.access_key_id, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": ecs.access_key_secret,
+            "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", "ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true",
+            "EULERPUB_ALIBABA_ECS_ENDPOINT": ecs.url, "EULERPUB_ALIBABA_RAM_ENDPOINT": ecs.url,
+            "EULERPUB_ALIBABA_OSS_ENDPOINT": moto.url,
         }
-        yield LocalClouds(moto, ims, cvm, env)
+        yield LocalClouds(moto, ims, cvm, ecs, env)
 
 
 def child_environment(extra: dict[str, str]) -> dict[str, str]:
@@ -258,7 +276,9 @@ def tour(t: Tour, work: Path, skip_boot: bool) -> int:
             for region, url in clouds.ims.endpoints.items():
                 say(f"      Huawei IMS    {url}  ({region})")
             say(f"      Tencent CVM   {clouds.cvm.url}  ({', '.join(clouds.cvm.regions)})")
-            say(f"      OBS and COS   moto's S3 {clouds.moto.url}  (buckets {HUAWEI['bucket']}, {TENCENT['bucket']})")
+            say(f"      Alibaba ECS   {clouds.ecs.url}  ({', '.join(clouds.ecs.regions)}; RAM's GetRole too)")
+            say(f"      OBS, COS, OSS moto's S3 {clouds.moto.url}  "
+                f"(buckets {HUAWEI['bucket']}, {TENCENT['bucket']}, {ALIBABA['bucket']})")
             if stale := forget_previous_clouds(work):
                 say(f"      These clouds start empty: removed the last run's journals and index "
                     f"({', '.join(shown(p) for p in stale)})")
@@ -298,7 +318,7 @@ def tour(t: Tour, work: Path, skip_boot: bool) -> int:
                     args += [f"--{option}", where[option]] if option in where else []
                 run(args)
 
-        with t.step("Release: the matrix in release.yaml (boot test gate, all three clouds, the index)"):
+        with t.step("Release: the matrix in release.yaml (boot test gate, all four clouds, the index)"):
             before = clouds.creates()
             run(["release"])
             created = clouds.creates() - before
