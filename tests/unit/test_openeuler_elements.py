@@ -475,7 +475,8 @@ def test_cmdline_keeps_a_last_line_without_newline(oe: OpenEulerRoot) -> None:
 
 
 def test_desktop_without_a_skipped_xrdp(oe1: OpenEulerRoot) -> None:
-    oe1.write("/opt/eulerpub-fakes/units", "gdm.service\nvncserver@.service\n")
+    for unit in ("gdm.service", "vncserver@.service"):  # what the packages install (not systemctl cat: no systemd)
+        oe1.write(f"/etc/systemd/system/{unit}", "[Unit]\n")
     oe1.write("/opt/eulerpub-fakes/bin/vncpasswd", "#!/bin/sh\ncat\n")
     oe1.path("/opt/eulerpub-fakes/bin/vncpasswd").chmod(0o755)
     run = ok(oe1.run("desktop", "post-install.d", "60-desktop-services", {"DIB_EULER_OPTIONAL_PACKAGES": "xrdp"}))
