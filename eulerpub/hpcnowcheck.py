@@ -11,8 +11,9 @@ replay's log (and so this check's output) says so.
 
 `check` then logs in from the host as root with that password through ``sshpass`` (what ``hpcmgr connect`` does
 to reach compute nodes), and as root: an ``at now`` job runs, ``munge -n | unmunge`` succeeds, ``module avail``
-lists both MPIs. When the password login fails it reads ``sshd -T`` in the guest over the key login, to say
-whether the image's sshd policy refused it.
+lists both MPIs (munge brought up as HPC-NOW's bootstrap does: the image ships neither a key nor a running
+munged; the check makes the key with ``mungekey`` and starts the package's unit). When the password login
+fails it reads ``sshd -T`` in the guest over the key login, to say whether the image's sshd policy refused it.
 
 The replay deletes ``openeuler`` and ``ec2-user``: the key login the diagnosis uses must belong to another user.
 """
@@ -124,6 +125,11 @@ echo 'echo at-ran > /tmp/eulerpub-at.out' | at now > /dev/null 2>&1
 echo "at-submit=$?"
 for i in $(seq 1 {AT_WAIT_S // 2}); do [ -s /tmp/eulerpub-at.out ] && break; sleep 2; done
 echo "at-output=$(cat /tmp/eulerpub-at.out 2>/dev/null)"
+# munge the way HPC-NOW's bootstrap brings it up: the image has no key and no munged running; its master makes the
+# key with mungekey, then munged starts (HPC-NOW runs it as its slurm user; here the package's unit, as munge)
+[ -s /etc/munge/munge.key ] || mungekey > /dev/null 2>&1 || echo "munge-key=mungekey failed"
+chown munge:munge /etc/munge/munge.key 2>/dev/null
+systemctl start munge > /dev/null 2>&1 || echo "munge-start=systemctl start munge failed"
 echo "munge=$(munge -n 2>&1 | unmunge 2>&1 | grep -m1 '^STATUS:')"
 echo "modules=$(bash -lc 'module -t avail' 2>&1 | tr '\\n' ' ')"
 """
@@ -167,7 +173,9 @@ def judge(facts: dict[str, list[str]]) -> tuple[list[str], list[str]]:
     if munge.startswith("STATUS: Success"):
         notes.append("munge -n | unmunge: Success")
     else:
-        problems.append(f"munge -n | unmunge failed: {munge or 'no STATUS line'}")
+        before = [facts[k][0] for k in ("munge-key", "munge-start") if k in facts]
+        problems.append(f"munge -n | unmunge failed: {munge or 'no STATUS line'}"
+                        + (f" ({'; '.join(before)})" if before else ""))
     listed = set(facts.get("modules", [""])[0].split())
     missing = [m for m in MPI_MODULES if m not in listed]
     if missing:

@@ -114,25 +114,34 @@ def test_a_password_chpasswd_or_echo_would_mangle_is_refused(password: str) -> N
         hpcnowcheck.user_data_script(password)
 
 
-@in_chroot
-def test_munge_gets_a_per_instance_key_at_first_boot(tmp_path: Path) -> None:
+def munge_root(tmp_path: Path, tools: tuple[str, ...] = ("munge", "unmunge", "munged", "mungekey")) -> Root:
     root = Root(tmp_path)
-    root.write("/etc/passwd", root.read("/etc/passwd") + "munge:x:110:110::/nonexistent:/usr/sbin/nologin\n")
-    root.write("/etc/group", root.read("/etc/group") + "munge:x:110:\n")
+    for tool in tools:  # munge is not on this host: what the package installs, as stand-ins
+        root.fake(tool, "exit 0\n")
     root.write("/etc/munge/munge.key", "build-time key\n")  # Debian's postinst makes one in the chroot
-    root.path("/etc/systemd/system").mkdir(parents=True)  # systemd's package makes it
+    root.write("/fakes/units", "munge.service\n")
+    root.fake("systemctl", 'echo "systemctl $*" >>/var/log/fake-calls\n'
+                           'if [ "$1" = cat ]; then grep -qx "$2" /fakes/units; fi\n')
     root.write("/tmp/munge-script", MUNGE_SCRIPT.read_text())
     root.path("/tmp/munge-script").chmod(0o755)
+    return root
+
+
+@in_chroot
+def test_munge_ships_without_a_key_or_a_daemon_at_boot(tmp_path: Path) -> None:
+    root = munge_root(tmp_path)
     ok(root.sh("exec /tmp/munge-script"))
     assert not root.path("/etc/munge/munge.key").exists()
-    assert root.read("/var/log/fake-calls").splitlines() == [
-        "systemctl enable eulerpub-munge-key.service munge.service"]
-    unit = root.read("/etc/systemd/system/eulerpub-munge-key.service")
-    assert "ConditionPathExists=!/etc/munge/munge.key" in unit and "Before=munge.service" in unit
-    command = next(line for line in unit.splitlines() if line.startswith("ExecStart="))[len("ExecStart="):]
-    ok(root.sh(command))  # what systemd runs at first boot
-    key = root.path("/etc/munge/munge.key")
-    assert key.stat().st_size == 1024 and key.stat().st_mode & 0o777 == 0o600 and key.stat().st_uid == 110
+    assert root.read("/var/log/fake-calls").splitlines() == ["systemctl cat munge.service",
+                                                            "systemctl disable munge.service"]
+
+
+@in_chroot
+def test_munge_without_mungekey_stops_the_build(tmp_path: Path) -> None:
+    root = munge_root(tmp_path, tools=("munge", "unmunge", "munged"))
+    done = root.sh("exec /tmp/munge-script")
+    assert done.returncode == 1
+    assert done.stderr.strip() == "hpcnow: the munge packages installed no mungekey"
 
 
 # --- the check's decisions ---------------------------------------------------------------------------------
@@ -211,6 +220,7 @@ def test_check_passes_and_keeps_the_password_out_of_argv(sshpass) -> None:
 @pytest.mark.parametrize(("override", "reason"), [
     ({"at-output": ""}, "the 'at now' job did not run within 60 s (submit exit 0, start and enable (exit 0))"),
     ({"munge": "STATUS: Invalid credential (6)"}, "munge -n | unmunge failed: STATUS: Invalid credential (6)"),
+    ({"munge": "", "munge-key": "mungekey failed"}, "munge -n | unmunge failed: no STATUS line (mungekey failed)"),
     ({"modules": "/usr/share/modules/modulefiles: mpi/ mpi/openmpi"}, "module avail lacks mpi/mpich"),
     ({"ifconfig": "not found (net-tools is not in the image)"},
      "ifconfig gave no node address before any install: not found (net-tools is not in the image)"),
