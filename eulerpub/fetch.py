@@ -707,8 +707,9 @@ def _receive_ranges(session: requests.Session, url: str, transfer: Transfer, bar
 def _run_ranges(session: requests.Session, url: str, transfer: Transfer, rmap: RangeMap, bar: _LazyProgress,
                 connections: int, probe: requests.Response, first: int) -> None:
     """Workers fetch ranges from a shared queue (the first takes `probe`, the response for range `first`);
-    this thread saves the map after each range, advances the digest and decoder over the contiguous prefix,
-    and moves the one progress bar."""
+    this thread saves the map after each range, advances the digest and decoder over the contiguous prefix
+    (into the first missing range too, as far as its worker has written it: a range is written in order, so
+    decoding starts with the first bytes, not when the first range is whole), and moves the one progress bar."""
     assert transfer.ranges_path is not None
     todo = deque(i for i in rmap.missing() if i != first)
     todo_lock = threading.Lock()
@@ -743,7 +744,10 @@ def _run_ranges(session: requests.Session, url: str, transfer: Transfer, rmap: R
         while remaining:
             kind, value = events.get()
             if kind == "bytes":
-                bar(value)
+                count, range_start, written = value
+                bar(count)
+                if range_start == rmap.contiguous_end():  # the range the prefix is waiting for
+                    transfer.replay(upto=written)
             elif kind == "done":
                 remaining -= 1
                 rmap.done.add(value)
@@ -768,14 +772,15 @@ def _fetch_range(session: requests.Session, url: str, xz_path: Path, bounds: tup
         for attempt in retry.retrying(progress=lambda: position[0]):
             with attempt:
                 first, opened = opened, None
-                _read_range(session, url, fd, position, end, events, stop, first)
+                _read_range(session, url, fd, start, position, end, events, stop, first)
     finally:
         os.close(fd)
 
 
-def _read_range(session: requests.Session, url: str, fd: int, position: list[int], end: int,
+def _read_range(session: requests.Session, url: str, fd: int, range_start: int, position: list[int], end: int,
                 events: queue.Queue, stop: threading.Event, opened: requests.Response | None) -> None:
-    """One request for bytes [position[0], end), written at their offsets as they arrive."""
+    """One request for bytes [position[0], end) of the range starting at `range_start`, written at their
+    offsets as they arrive (each chunk is reported with how far the range is now written)."""
     if stop.is_set():
         raise _Stopped
     start = position[0]
@@ -790,7 +795,7 @@ def _read_range(session: requests.Session, url: str, fd: int, position: list[int
                 chunk = chunk[:end - position[0]]
                 os.pwrite(fd, chunk, position[0])
                 position[0] += len(chunk)
-                events.put(("bytes", len(chunk)))
+                events.put(("bytes", (len(chunk), range_start, position[0])))
                 if stop.is_set():
                     raise _Stopped
         except urllib3.exceptions.HTTPError as exc:
