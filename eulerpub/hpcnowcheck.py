@@ -139,7 +139,7 @@ def check(guest: Guest, root_password: str) -> CheckResult:
     from eulerpub.bootcheck import CheckResult
 
     login = _root_login(guest, root_password)
-    facts = _facts(login.stdout) if login.returncode == 0 else {}
+    facts = parse_probe(login.stdout) if login.returncode == 0 else {}
     if facts.get("uid") != ["0"]:
         return CheckResult(NAME, False, _login_failure(guest, login))
     problems, notes = judge(facts)
@@ -185,7 +185,8 @@ def judge(facts: dict[str, list[str]]) -> tuple[list[str], list[str]]:
     return problems, notes
 
 
-def _facts(stdout: str) -> dict[str, list[str]]:
+def parse_probe(stdout: str) -> dict[str, list[str]]:
+    """The root session's `key=value` lines; a key may repeat (the replay's log lines)."""
     out: dict[str, list[str]] = {}
     for line in stdout.splitlines():
         key, sep, value = line.partition("=")
@@ -229,7 +230,7 @@ def _login_failure(guest: Guest, login: subprocess.CompletedProcess[str]) -> str
     said = f"{reason}: {stderr[-1][:160]}" if stderr else reason
     head = f"root password login through sshpass failed ({said})"
     if login.returncode == 0:
-        head = f"root password login gave no root shell (uid {_facts(login.stdout).get('uid', ['?'])[0]})"
+        head = f"root password login gave no root shell (uid {parse_probe(login.stdout).get('uid', ['?'])[0]})"
     policy = guest.run("sudo -n sshd -T 2>&1 | grep -E '^(permitrootlogin|passwordauthentication) '; "
                        f"sudo -n grep -E '^(root-password|sshd-restart):' {REPLAY_LOG} 2>&1", timeout=60)
     values = dict(line.split(None, 1) for line in policy.stdout.splitlines()

@@ -144,6 +144,35 @@ def test_munge_without_mungekey_stops_the_build(tmp_path: Path) -> None:
     assert done.stderr.strip() == "hpcnow: the munge packages installed no mungekey"
 
 
+@in_chroot
+def test_the_probe_reads_the_replay_it_follows(tmp_path: Path) -> None:
+    """The root session's script run after the replay in the same root: its output, parsed and judged, passes
+    (the guest's daemons are stand-ins: at runs the job at once, munge answers only with a key, module lists
+    what hpc-toolchain's module files are called)."""
+    root, done = replay(tmp_path)
+    ok(done)
+    root.write("/etc/passwd", root.read("/etc/passwd") + "munge:x:110:110::/nonexistent:/usr/sbin/nologin\n")
+    root.write("/etc/group", root.read("/etc/group") + "munge:x:110:\n")
+    root.fake("at", 'job=$(cat); [ "$1" = now ] && (sh -c "$job" &)\n')
+    root.fake("mungekey", "mkdir -p /etc/munge && head -c 128 /dev/urandom >/etc/munge/munge.key\n")
+    root.fake("munge", 'echo "MUNGE:AwQDAAA:"\n')
+    root.fake("unmunge", 'grep -q "^MUNGE:" && [ -s /etc/munge/munge.key ] && echo "STATUS: Success (0)"\n')
+    root.write("/etc/profile",
+               "module() { printf '/usr/share/modules/modulefiles:\\nmpi/mpich\\nmpi/openmpi\\n' >&2; }\n")
+    probe = root.sh(hpcnowcheck.PROBE)
+    ok(probe)
+    facts = hpcnowcheck.parse_probe(probe.stdout)
+    problems, notes = hpcnowcheck.judge(facts)
+    assert problems == [], probe.stdout
+    assert notes == [
+        "root logged in with its password through sshpass", "ifconfig gave 10.0.2.15",
+        "no literal step on this guest: chpasswd (exit 0); this passwd has no --stdin, HPC-NOW's "
+        "'passwd root --stdin' fails here", "an 'at now' job ran", "munge -n | unmunge: Success",
+        "module avail lists mpi/openmpi, mpi/mpich"]
+    assert "systemctl start munge" in root.read("/var/log/fake-calls").splitlines()
+    assert root.path("/etc/munge/munge.key").stat().st_uid == 110  # chowned for the package's munged
+
+
 # --- the check's decisions ---------------------------------------------------------------------------------
 
 
