@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from eulerpub.clouds.base import (
+    MANAGED_BY,
+    TAG_MANAGED_BY,
+    TAG_PROFILE,
     Checkpoint,
     ImageRef,
     Imported,
@@ -79,8 +82,12 @@ class FakeAdapter:
         return None
 
     def list_images(self, region: str, *, name: str | None = None, profile: str | None = None) -> list[ImageRef]:
-        return [i for i in self._region(region).values()
-                if (name is None or i.name == name) and (profile is None or i.tags.get("eulerpub:profile") == profile)]
+        """The contract of `CloudAdapter.list_images`: only images tagged managed-by=eulerpub, except that with
+        `name` every image of exactly that name counts (so the core can report a collision); newest first."""
+        found = [i for i in self._region(region).values()
+                 if (i.name == name if name is not None else i.tags.get(TAG_MANAGED_BY) == MANAGED_BY)
+                 and (profile is None or i.tags.get(TAG_PROFILE) == profile)]
+        return sorted(found, key=lambda i: i.created, reverse=True)
 
     def upload(self, spec: PublishSpec, checkpoint: Checkpoint, progress: ProgressCallback) -> Upload:
         self.cloud.calls["upload"] += 1

@@ -35,7 +35,12 @@ class FakeSteps:
     calls: list[tuple[str, str]] = field(default_factory=list)
     building_now: int = 0
     most_builds_at_once: int = 0
+    # > 0: each build holds on for up to this long, until a second build runs alongside it. A runner that lets
+    # builds overlap then shows it every time (the second build starts within the window), instead of only
+    # when two threads happen to meet in a build that takes no time.
+    overlap_window_s: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _building: threading.Condition = field(default_factory=threading.Condition)
 
     def steps(self) -> Steps:
         return Steps(find_build=self.find_build, build=self.build, boot_test=self.boot_test, publish=self.publish)
@@ -51,18 +56,19 @@ class FakeSteps:
 
     def build(self, key: BuildKey) -> BuiltImage:
         self._note("build", key)
-        with self._lock:
+        with self._building:
             self.building_now += 1
             self.most_builds_at_once = max(self.most_builds_at_once, self.building_now)
+            self._building.notify_all()
+            self._building.wait_for(lambda: self.building_now > 1, timeout=self.overlap_window_s)
         try:
-            threading.Event().wait(0.01)  # long enough for a concurrent build to overlap, were it allowed
             if key in self.failing_builds:
                 raise ToolError(["disk-image-create", "vm"], 1, "no space left on device")
             record = make_record(key)
             self.records[key] = record
             return BuiltImage(Path("/builds") / record.build_id, record)
         finally:
-            with self._lock:
+            with self._building:
                 self.building_now -= 1
 
     def boot_test(self, built: BuiltImage) -> BootTest:

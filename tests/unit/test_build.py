@@ -169,7 +169,9 @@ def test_failed_build_leaves_no_record_and_names_the_log(tmp_path, fake_env, mon
     assert str(log) in str(caught.value) and "element script failed" in log.read_text()
     assert not (out / plan.build_id).exists()
     assert not list(out.rglob("manifest.json"))
-    assert json.dumps(plan.describe())  # the plan stays serialisable for --json
+    described = json.loads(json.dumps(plan.describe()))  # what --dry-run --json prints, read back
+    assert described["build_id"] == plan.build_id and described["directory"] == str(out / plan.build_id)
+    assert described["dib"]["argv"] == plan.command.argv and described["base"]["sha256"] == plan.base.sha256
 
 
 def test_cloud_credentials_and_host_steering_variables_never_reach_disk_image_create(tmp_path, fake_env,
