@@ -1,0 +1,248 @@
+"""The latency mode of `make bench`: eulerpub where its users are, far from the mirror and the clouds.
+
+Run alone with `make bench PYTEST_ARGS="-k wan"` (a few minutes). Each test prints ratios measured in the same
+run; asserts only correctness (right bytes, every object whole, every image made), never timing. Links are
+emulated by tests/bench/wan.py (a per-connection delaying, rate-capping TCP proxy in its own process: this
+kernel has no netem, see there). The machine is shared: trust ratios within a run, not absolute times.
+
+- fetch:   `eulerpub fetch` (default connections) vs `curl | tee x.xz | xz -dc` + `sha256sum x.xz`, through
+           40 ms RTT and 4 MB/s per connection (a far mirror's per-connection limit).
+- upload:  eulerpub's S3 multipart uploader vs boto3's `upload_file` defaults, to moto's S3 at 40 ms RTT, each
+           in a child process that reports its own wall and CPU time around the upload call.
+- convert: `convert.convert_all` (every format at once) vs the sum of sequential `qemu-img convert` runs.
+- release: 12 cells with 3 copy regions each vs 1 cell, through the real release runner and publish core on
+           the in-memory cloud with 100 ms added to every adapter call (one call stands for one API request).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from eulerpub import convert
+from eulerpub.manifest import Artifact, BaseImage, BuildRecord, sha256_file, write_record
+from eulerpub.profiles import Profile
+from eulerpub.release.matrix import BuildKey, Cell
+from eulerpub.release.plan import make_plan
+from eulerpub.release.runner import BootTest, BuiltImage, Status, Steps, run_cells
+from eulerpub.release.wiring import Publisher
+from tests.bench.wan import WanLink
+from tests.disks import hybrid_head
+from tests.mirror import MirrorServer, make_qcow2_like, publish_image
+from tests.unit.fake_cloud import FakeAdapter, FakeCloud
+
+MiB = 1 << 20
+RTT = 0.040            # seconds: a mirror or a cloud region a continent away
+MIRROR_RATE = 4e6      # bytes/s per connection: what openEuler's mirrors often give a connection from abroad
+FETCH_MIB = int(os.environ.get("EULERPUB_BENCH_WAN_MIB", "160"))  # image size; its .xz is about 40% of it
+UPLOAD_MIB = int(os.environ.get("EULERPUB_BENCH_WAN_UPLOAD_MIB", "128"))
+CONVERT_MIB = int(os.environ.get("EULERPUB_BENCH_CONVERT_MIB", "512"))
+API_DELAY = 0.100      # seconds added to every cloud call in the release bench
+RELEASE, ARCH = "24.03-LTS-SP1", "x86_64"
+EULERPUB = Path(sys.executable).with_name("eulerpub")
+
+RESULTS: dict[str, str] = {}
+
+
+def _record(name: str, line: str) -> None:
+    RESULTS[name] = line
+    print(f"\n{name}: {line}")
+
+
+def _run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
+    start = time.perf_counter()
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+    return time.perf_counter() - start, result.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fetch
+
+
+@pytest.mark.skipif(not (shutil.which("curl") and shutil.which("xz")), reason="needs curl and xz")
+def test_wan_fetch_vs_curl_and_xz(tmp_path):
+    source = make_qcow2_like(tmp_path / "image.qcow2", FETCH_MIB * MiB, seed=3)
+    published = publish_image(tmp_path / "mirror", RELEASE, ARCH, source)
+    expected = sha256_file(source)
+    xz_bytes = published.xz_path.stat().st_size
+    times: dict[str, float] = {}
+    with MirrorServer(tmp_path / "mirror") as mirror, WanLink(mirror.url, rtt=RTT, rate=MIRROR_RATE) as link:
+        for name, extra in (("eulerpub", []), ("eulerpub --connections 1", ["--connections", "1"])):
+            env = {**os.environ, "EULERPUB_MIRROR": link.url, "EULERPUB_CACHE_DIR": str(tmp_path / name[-1])}
+            seconds, out = _run([str(EULERPUB), "fetch", "-r", RELEASE, "-a", ARCH, "--json", *extra], env)
+            assert sha256_file(Path(json.loads(out)["path"])) == expected
+            times[name] = seconds
+        work = tmp_path / "curl"
+        work.mkdir()
+        script = (f'curl -sf "{link.url}{published.url_path}" | tee "{work}/x.xz" | xz -dc > "{work}/x.qcow2" '
+                  f'&& sha256sum "{work}/x.xz"')
+        times["curl+xz+sha256sum"], out = _run(["bash", "-o", "pipefail", "-c", script])
+        assert out.split()[0] == published.sha256 and sha256_file(work / "x.qcow2") == expected
+    _record("fetch", f"{xz_bytes / MiB:.0f} MiB .xz at {RTT * 1000:.0f} ms RTT, {MIRROR_RATE / 1e6:.0f} MB/s per "
+            f"connection: eulerpub {times['eulerpub']:.1f} s, eulerpub --connections 1 "
+            f"{times['eulerpub --connections 1']:.1f} s, curl|xz -dc + sha256sum {times['curl+xz+sha256sum']:.1f} s; "
+            f"speed-up over curl {times['curl+xz+sha256sum'] / times['eulerpub']:.2f}x (goal >= 3x)")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# S3 upload
+
+_UPLOADER = """
+import json, sys, time
+from pathlib import Path
+path, bucket, key, sha, who = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+if who == "eulerpub":
+    from eulerpub.clouds import objectstore
+    from eulerpub.clouds.base import Checkpoint
+    settings = objectstore.StoreSettings(cloud="aws", region="us-east-1")
+    client = objectstore.make_store_client(settings)
+    def upload():
+        objectstore.upload_file(client, settings, bucket, key, path, size=path.stat().st_size, sha256=sha,
+                                checkpoint=Checkpoint(), progress=lambda n: None)
+else:
+    import boto3
+    client = boto3.client("s3", region_name="us-east-1")
+    def upload():
+        client.upload_file(str(path), bucket, key)
+wall, cpu = time.perf_counter(), time.process_time()
+upload()
+print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}))
+"""
+
+
+def test_wan_s3_upload_vs_boto3_upload_file(aws_env, tmp_path):
+    import boto3
+
+    path = tmp_path / "disk.raw"
+    path.write_bytes(random.Random(1).randbytes(UPLOAD_MIB * MiB))  # incompressible: no shortcut for anyone
+    sha = sha256_file(path)
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="bench")
+    found: dict[str, dict[str, float]] = {}
+    with WanLink(aws_env.url, rtt=RTT) as link:
+        env = {**os.environ, "AWS_ENDPOINT_URL": link.url}
+        for who in ("eulerpub", "boto3"):
+            _, out = _run([sys.executable, "-c", _UPLOADER, str(path), "bench", who, sha, who], env)
+            found[who] = json.loads(out)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    for who in found:
+        assert s3.head_object(Bucket="bench", Key=who)["ContentLength"] == UPLOAD_MIB * MiB
+    gib = UPLOAD_MIB / 1024
+    ours, theirs = found["eulerpub"], found["boto3"]
+    _record("upload", f"{UPLOAD_MIB} MiB to moto's S3 at {RTT * 1000:.0f} ms RTT: eulerpub {ours['wall']:.1f} s "
+            f"({ours['cpu'] / gib:.1f} CPU s/GiB, SHA-256 per part), boto3 upload_file {theirs['wall']:.1f} s "
+            f"({theirs['cpu'] / gib:.1f} CPU s/GiB); speed-up {theirs['wall'] / ours['wall']:.2f}x (goal >= 1.2x)")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# conversion
+
+
+@pytest.mark.skipif(shutil.which("qemu-img") is None, reason="needs qemu-img")
+def test_parallel_conversion_vs_sequential_runs(tmp_path):
+    disk = tmp_path / "disk.raw"
+    rng = random.Random(5)
+    text = bytes(b"etaoinshrdlu /.\n"[b % 16] for b in range(256))
+    with open(disk, "wb") as out:  # a root filesystem's mix: text-like data, some random, holes
+        out.truncate(CONVERT_MIB * MiB)
+        out.write(hybrid_head(CONVERT_MIB * MiB))
+        for offset in range(MiB, CONVERT_MIB * MiB, 4 * MiB):
+            out.seek(offset)
+            out.write(rng.randbytes(MiB // 4) + rng.randbytes(MiB + MiB // 2).translate(text))
+    formats = ("qcow2", "vmdk", "vhd")  # what a build converts; its raw is DIB's file, moved
+    sequential: dict[str, float] = {}
+    for fmt in formats:
+        start = time.perf_counter()
+        convert.convert(disk, tmp_path / f"seq.{fmt}", fmt)
+        sequential[fmt] = time.perf_counter() - start
+    start = time.perf_counter()
+    made = convert.convert_all(disk, {fmt: tmp_path / f"par.{fmt}" for fmt in formats})
+    together = time.perf_counter() - start
+    for fmt in formats:
+        assert made[fmt].stat().st_size > 0
+    total = sum(sequential.values())
+    _record("convert", f"{CONVERT_MIB} MiB disk to {', '.join(formats)} on {os.cpu_count()} cores: sequential "
+            f"{total:.1f} s ({', '.join(f'{f} {s:.1f}' for f, s in sequential.items())}), convert_all "
+            f"{together:.1f} s; speed-up {total / together:.2f}x")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# release fan-out
+
+SOURCE, COPIES = "us-east-1", ("us-west-2", "eu-west-1", "ap-southeast-1")
+
+
+class SlowAdapter:
+    """The in-memory cloud, with every call taking API_DELAY (as one request to a far region does)."""
+
+    def __init__(self, cloud: FakeCloud, counts: Counter) -> None:
+        self._inner, self._counts = FakeAdapter(cloud), counts
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str):
+        value = getattr(self._inner, name)
+        if not callable(value):
+            return value
+
+        def call(*args, **kwargs):
+            with self._lock:
+                self._counts[name] += 1
+            time.sleep(API_DELAY)
+            with self._lock:  # the in-memory cloud is not thread-safe; the wait above overlaps freely
+                return value(*args, **kwargs)
+        return call
+
+
+def _builds(tmp_path: Path, keys: list[BuildKey]) -> dict[BuildKey, BuiltImage]:
+    builds = {}
+    for key in keys:
+        directory = tmp_path / f"{key.release}-{key.arch}"
+        directory.mkdir(parents=True)
+        disk = directory / "disk.raw"
+        disk.write_bytes(hybrid_head(1 << 20))
+        record = BuildRecord(build_id=f"b-{key.release}-{key.arch}", profile=key.profile, release=key.release,
+                             arch=key.arch, base=BaseImage(url="http://mirror/base", sha256="0" * 64),
+                             elements_hash="e", elements=["vm"],
+                             image_name=f"openEuler-{key.release}-{key.arch}-min-20250601",
+                             artifacts=[Artifact(format="raw", path="disk.raw", size=1 << 20, virtual_size=1 << 20,
+                                                 sha256=sha256_file(disk))])
+        builds[key] = BuiltImage(write_record(directory, record), record, reused=True)
+    return builds
+
+
+def _release(tmp_path: Path, cells: int, concurrency: int) -> tuple[float, Counter]:
+    releases = [f"24.{n:02d}" for n in range(1, 7)]
+    keys = [BuildKey("min", r, a) for r in releases for a in ("x86_64", "aarch64")][:cells]
+    profiles = {"min": Profile(name="min", releases=releases, arches=["x86_64", "aarch64"])}
+    builds = _builds(tmp_path, keys)
+    cloud, counts = FakeCloud(regions=(SOURCE, *COPIES), part_size=1 << 20), Counter()
+    steps = Steps(find_build=builds.get, build=lambda key: builds[key], boot_test=lambda b: BootTest(True),
+                  publish=Publisher(profiles, adapter_for=lambda name: SlowAdapter(cloud, counts)))
+    plan = make_plan([Cell("min", k.release, k.arch, "aws", SOURCE, COPIES) for k in keys], concurrency)
+    start = time.perf_counter()
+    results = run_cells(plan, steps)
+    seconds = time.perf_counter() - start
+    assert [r.status for r in results] == [Status.PUBLISHED] * cells, [r.detail for r in results]
+    assert all(len(r.images) == 1 + len(COPIES) for r in results)
+    return seconds, counts
+
+
+def test_release_of_12_cells_vs_1_cell_at_100ms_per_call(tmp_path):
+    one, one_counts = _release(tmp_path / "one", 1, 1)
+    twelve, counts = _release(tmp_path / "twelve", 12, 12)
+    default, _ = _release(tmp_path / "default", 12, 4)  # release.yaml's default concurrency
+    per_cell = sum(counts.values()) / 12
+    assert sum(one_counts.values()) == per_cell  # every cell makes the same calls as a lone one
+    _record("release", f"{len(COPIES)} copy regions per cell, {API_DELAY * 1000:.0f} ms per call, {per_cell:.0f} "
+            f"calls per cell ({', '.join(f'{k} {v // 12}' for k, v in sorted(counts.items()))}): 1 cell "
+            f"{one:.1f} s, 12 cells at concurrency 12 {twelve:.1f} s ({twelve / one:.2f}x, goal <= 1.5x), at "
+            f"concurrency 4 (the default) {default:.1f} s ({default / one:.2f}x)")
