@@ -49,12 +49,11 @@ from eulerpub.clouds.base import (
     ImageRef,
     ImageState,
     Imported,
-    PercentCallback,
     PublishSpec,
     Upload,
 )
-from eulerpub.clouds.staged import StagedImportAdapter, map_state
-from eulerpub.clouds.wait import JobStatus, wait_for
+from eulerpub.clouds.staged import StagedImportAdapter, cloud_arch, map_state
+from eulerpub.clouds.wait import JobStatus
 from eulerpub.errors import CloudError, CredentialsError, UsageError
 from eulerpub.profiles import Arch, Format
 
@@ -86,6 +85,7 @@ ACCOUNT_ID = re.compile(r"^\d{10,20}$")
 NAME_START = re.compile(r"^[A-Za-z\u4e00-\u9fa5]")  # ImportImageRequest.ImageName: starts with a letter
 CONNECT_TIMEOUT_MS, READ_TIMEOUT_MS = 10_000, 60_000
 
+ARCHITECTURES: dict[str, Literal["x86_64", "arm64"]] = {"x86_64": "x86_64", "aarch64": "arm64"}  # ImportImage
 _STATES: dict[str, ImageState] = {"Available": "available", "Creating": "pending", "Waiting": "pending",
                                   "CreateFailed": "failed", "UnAvailable": "failed", "Deprecated": "failed"}
 
@@ -93,11 +93,7 @@ _STATES: dict[str, ImageState] = {"Available": "available", "Creating": "pending
 # -- pure mappings ------------------------------------------------------------------------------------------------
 
 def ecs_architecture(arch: Arch) -> Literal["x86_64", "arm64"]:
-    if arch == "x86_64":
-        return "x86_64"
-    if arch == "aarch64":
-        return "arm64"
-    raise UsageError(f"Alibaba Cloud ECS does not import {arch} images; publish x86_64 or aarch64")
+    return cloud_arch(ARCHITECTURES, arch, "Alibaba Cloud ECS")
 
 
 def ecs_boot_mode(arch: Arch, boot_mode: BootMode | None) -> Literal["BIOS", "UEFI"]:
@@ -217,10 +213,7 @@ class AlibabaAdapter(StagedImportAdapter):
 
     name = CLOUD
     store_endpoint, store_endpoint_variable = OSS_DEFAULT, OSS_ENDPOINT
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._credential: CredentialClient | None = None
+    _credential: CredentialClient | None = None  # the chain, found on first use (per adapter)
 
     # -- clients ---------------------------------------------------------------------------------------------
 
@@ -359,14 +352,6 @@ class AlibabaAdapter(StagedImportAdapter):
                                               "the image format and that the OSS object is readable)")
         return JobStatus("running", percent(found[0].progress), detail=found[0].status or "")
 
-    def _wait(self, spec: PublishSpec, region: str, image_id: str, what: str, progress: PercentCallback) -> ImageRef:
-        return wait_for(lambda: self._image_status(region, image_id), cloud=CLOUD, region=region, what=what,
-                        resource_id=image_id, params=spec.wait, progress=progress)
-
-    def wait_import(self, spec: PublishSpec, task_id: str, progress: PercentCallback) -> Imported:
-        image = self._wait(spec, spec.source_region, task_id, "import", progress)
-        return Imported(image_id=image.image_id)
-
     def register(self, spec: PublishSpec, imported: Imported) -> ImageRef:
         """The import made the image, tagged at creation: look it up."""
         image = self._show(spec.source_region, imported.image_id or "") if imported.image_id else None
@@ -385,9 +370,6 @@ class AlibabaAdapter(StagedImportAdapter):
                           tag=tag_list(models.CopyImageRequestTag, spec.all_tags), client_token=client_token(token))
         log.info("%s/%s: copying %s to %s as %s", CLOUD, spec.source_region, source.image_id, region, body.image_id)
         return body.image_id
-
-    def wait_image(self, spec: PublishSpec, region: str, handle: str, progress: PercentCallback) -> ImageRef:
-        return self._wait(spec, region, handle, "image", progress)
 
     # -- sharing and cleanup ---------------------------------------------------------------------------------
 

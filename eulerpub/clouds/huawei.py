@@ -85,7 +85,7 @@ from eulerpub.clouds.base import (
     Upload,
     WaitParams,
 )
-from eulerpub.clouds.staged import StagedImportAdapter, map_state
+from eulerpub.clouds.staged import StagedImportAdapter, cloud_arch, map_state
 from eulerpub.clouds.wait import JobStatus, wait_for
 from eulerpub.errors import CredentialsError, UsageError
 from eulerpub.profiles import Arch
@@ -121,6 +121,7 @@ CONNECT_TIMEOUT, READ_TIMEOUT = 10, 60  # seconds; IMS answers every call in wel
 # Taking back a share before a delete is a metadata job IMS finishes in seconds: poll often, give up in minutes.
 UNSHARE_WAIT = WaitParams(timeout=10 * 60, interval=1.0)
 
+ARCHITECTURES: dict[str, Literal["x86", "arm"]] = {"x86_64": "x86", "aarch64": "arm"}  # create_image architecture
 _STATES: dict[str, ImageState] = {"active": "available", "queued": "pending", "saving": "pending",
                                   "killed": "failed", "deleted": "failed"}
 
@@ -128,11 +129,7 @@ _STATES: dict[str, ImageState] = {"active": "available", "queued": "pending", "s
 # -- pure mappings ------------------------------------------------------------------------------------------------
 
 def ims_architecture(arch: Arch) -> Literal["x86", "arm"]:
-    if arch == "x86_64":
-        return "x86"
-    if arch == "aarch64":
-        return "arm"
-    raise UsageError(f"Huawei Cloud IMS has no {arch} images; publish x86_64 or aarch64")
+    return cloud_arch(ARCHITECTURES, arch, "Huawei Cloud IMS")
 
 
 def firmware_type(arch: Arch, boot_mode: BootMode | None) -> Literal["bios", "uefi"]:
@@ -509,9 +506,7 @@ class HuaweiAdapter(StagedImportAdapter):
         if handle.startswith("job:"):
             image_id = self._wait_job(spec.wait, spec.source_region, handle[4:], f"copy to {region}",
                                      progress)
-        image = wait_for(lambda: self._image_status(region, image_id), cloud=CLOUD, region=region, what="image",
-                         resource_id=image_id, params=spec.wait, progress=progress)
-        return self._ensure_tags(spec, image)
+        return self._ensure_tags(spec, self._wait_image(spec, region, image_id, "image", progress))
 
     def _image_status(self, region: str, image_id: str) -> JobStatus[ImageRef]:
         image = self._show(region, image_id)

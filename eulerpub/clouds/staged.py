@@ -14,27 +14,41 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from eulerpub.clouds import boto, sdkutil
 from eulerpub.clouds.base import (
     Checkpoint,
     ImageRef,
     ImageState,
+    Imported,
     Leftover,
     LeftoverKind,
+    PercentCallback,
     ProgressCallback,
     PublishSpec,
     Upload,
     pick_usable,
 )
+from eulerpub.clouds.wait import JobStatus, wait_for
+from eulerpub.errors import UsageError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def map_state(states: Mapping[str, ImageState], status: str | None) -> ImageState:
     """A cloud's image status as eulerpub's state; a status the table does not know is still being made."""
     return states.get(status or "", "pending")
+
+
+def cloud_arch(names: Mapping[str, T], arch: str, title: str) -> T:
+    """eulerpub's arch as the cloud's API names it (`names`); UsageError for one the cloud does not import."""
+    try:
+        return names[arch]
+    except KeyError:
+        raise UsageError(f"{title} does not import {arch} images; publish {' or '.join(names)}") from None
 
 
 class StagedImportAdapter:
@@ -65,6 +79,10 @@ class StagedImportAdapter:
     def delete_image(self, region: str, image_id: str) -> None:
         raise NotImplementedError
 
+    def _image_status(self, region: str, image_id: str) -> JobStatus[ImageRef]:
+        """One look at an image being made: done with the ImageRef, failed with the cloud's word, or running."""
+        raise NotImplementedError
+
     # -- shared steps -----------------------------------------------------------------------------------------
 
     def _client(self, region: str) -> Any:
@@ -90,6 +108,19 @@ class StagedImportAdapter:
             if image.state == "failed":
                 log.info("%s/%s: deleting failed image %s of an earlier attempt", self.name, region, image.image_id)
                 self.delete_image(region, image.image_id)
+
+    def _wait_image(self, spec: PublishSpec, region: str, image_id: str, what: str,
+                    progress: PercentCallback) -> ImageRef:
+        return wait_for(lambda: self._image_status(region, image_id), cloud=self.name, region=region, what=what,
+                        resource_id=image_id, params=spec.wait, progress=progress)
+
+    def wait_import(self, spec: PublishSpec, task_id: str, progress: PercentCallback) -> Imported:
+        """Where the import's task id is the new image's id (CVM, ECS): wait for the image itself."""
+        image = self._wait_image(spec, spec.source_region, task_id, "import", progress)
+        return Imported(image_id=image.image_id)
+
+    def wait_image(self, spec: PublishSpec, region: str, handle: str, progress: PercentCallback) -> ImageRef:
+        return self._wait_image(spec, region, handle, "image", progress)
 
     def upload(self, spec: PublishSpec, checkpoint: Checkpoint, progress: ProgressCallback) -> Upload:
         return self._staging_area().upload(spec, checkpoint, progress)

@@ -39,12 +39,11 @@ from eulerpub.clouds.base import (
     ImageRef,
     ImageState,
     Imported,
-    PercentCallback,
     PublishSpec,
     Upload,
 )
-from eulerpub.clouds.staged import StagedImportAdapter, map_state
-from eulerpub.clouds.wait import JobStatus, wait_for
+from eulerpub.clouds.staged import StagedImportAdapter, cloud_arch, map_state
+from eulerpub.clouds.wait import JobStatus
 from eulerpub.errors import CloudError, UsageError
 from eulerpub.profiles import Arch
 
@@ -64,6 +63,7 @@ ACCOUNT_ID = re.compile(r"^\d{5,20}$")
 REQUEST_TIMEOUT = 60  # seconds; CVM answers every image call in well under a second
 COS_BUCKET = re.compile(r"^[a-z0-9-]+-\d+$")  # name-APPID
 
+ARCHITECTURES: dict[str, Literal["x86_64", "arm_64"]] = {"x86_64": "x86_64", "aarch64": "arm_64"}
 _STATES: dict[str, ImageState] = {"NORMAL": "available", "CREATING": "pending", "IMPORTING": "pending",
                                   "SYNCING": "pending", "IMPORTFAILED": "failed", "CREATEFAILED": "failed"}
 
@@ -72,11 +72,7 @@ _STATES: dict[str, ImageState] = {"NORMAL": "available", "CREATING": "pending", 
 
 def cvm_architecture(arch: Arch) -> Literal["x86_64", "arm_64"]:
     """ImportImage rejects "aarch64": Tencent calls it arm_64."""
-    if arch == "x86_64":
-        return "x86_64"
-    if arch == "aarch64":
-        return "arm_64"
-    raise UsageError(f"Tencent Cloud does not import {arch} images; publish x86_64 or aarch64")
+    return cloud_arch(ARCHITECTURES, arch, "Tencent Cloud")
 
 
 def cvm_boot_mode(arch: Arch, boot_mode: BootMode | None) -> Literal["Legacy BIOS", "UEFI"]:
@@ -342,14 +338,6 @@ class TencentAdapter(StagedImportAdapter):
         percent = raw.SyncPercent if raw.ImageState == "SYNCING" else None
         return JobStatus("running", percent, detail=raw.ImageState or "")
 
-    def _wait(self, spec: PublishSpec, region: str, image_id: str, what: str, progress: PercentCallback) -> ImageRef:
-        return wait_for(lambda: self._image_status(region, image_id), cloud=CLOUD, region=region, what=what,
-                        resource_id=image_id, params=spec.wait, progress=progress)
-
-    def wait_import(self, spec: PublishSpec, task_id: str, progress: PercentCallback) -> Imported:
-        image = self._wait(spec, spec.source_region, task_id, "import", progress)
-        return Imported(image_id=image.image_id)
-
     def register(self, spec: PublishSpec, imported: Imported) -> ImageRef:
         """The import already made the image, tagged at creation: look it up."""
         if not imported.image_id:
@@ -370,9 +358,6 @@ class TencentAdapter(StagedImportAdapter):
         log.info("%s/%s: syncing %s to %s as %s", CLOUD, spec.source_region, source.image_id, region,
                  copies[region])
         return copies[region]
-
-    def wait_image(self, spec: PublishSpec, region: str, handle: str, progress: PercentCallback) -> ImageRef:
-        return self._wait(spec, region, handle, "image", progress)
 
     # -- sharing and cleanup ---------------------------------------------------------------------------------
 
