@@ -356,12 +356,10 @@ class Transfer:
         """Feed kept compressed bytes (up to offset `upto`, default all) through the hasher and decoder, in
         order from where they stand; return how many bytes they have seen. This is how a later run catches up
         with what an earlier one kept, and how a ranged download hashes its contiguous prefix as it grows."""
-        with open(self.xz_path, "rb") as kept:
-            kept.seek(self.received)
-            while (want := CHUNK_SIZE if upto is None else min(CHUNK_SIZE, upto - self.received)) > 0:
-                if not (chunk := kept.read(want)):
-                    break
-                self._consume(chunk)
+        while (want := CHUNK_SIZE if upto is None else min(CHUNK_SIZE, upto - self.received)) > 0:
+            if not (chunk := os.pread(self._xz, want, self.received)):
+                break
+            self._consume(chunk)
         return self.received
 
     def truncate_to(self, size: int) -> None:
@@ -746,7 +744,8 @@ def _run_ranges(session: requests.Session, url: str, transfer: Transfer, rmap: R
             if kind == "bytes":
                 count, range_start, written = value
                 bar(count)
-                if range_start == rmap.contiguous_end():  # the range the prefix is waiting for
+                # the range the prefix waits for; in 1 MiB steps, as the network's small reads add up
+                if range_start == rmap.contiguous_end() and written - transfer.received >= CHUNK_SIZE:
                     transfer.replay(upto=written)
             elif kind == "done":
                 remaining -= 1
