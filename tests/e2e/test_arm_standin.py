@@ -28,7 +28,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(3 * 3600),
     pytest.mark.skipif(os.environ.get("EULERPUB_TEST_ARM") != "1", reason="aarch64 cross-build: make test-arm"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="diskimage-builder needs root (loop devices, mounts)"),
+    pytest.mark.needs_root("diskimage-builder needs root (loop devices, mounts)"),
 ]
 
 

@@ -33,7 +33,7 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
     pytest.mark.timeout(3600),
-    pytest.mark.skipif(os.geteuid() != 0, reason="diskimage-builder needs root (loop devices, mounts)"),
+    pytest.mark.needs_root("diskimage-builder needs root (loop devices, mounts)"),
 ]
 
 

@@ -72,7 +72,7 @@ def test_dmsetup_shim(tmp_path):
     assert subprocess.run([shims / "dmsetup", "version"], capture_output=True).returncode == 1
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the sudo shim runs commands directly only as root")
+@pytest.mark.needs_root("the sudo shim runs commands directly only as root")
 def test_sudo_shim_resets_environment_but_keeps_shims_on_path(tmp_path):
     shims = hostenv.install_shims(tmp_path)
     env = {"PATH": f"{shims}:/usr/bin:/bin", "TMPDIR": "/leak", "HOME": "/nowhere"}
@@ -151,7 +151,7 @@ def test_free_bytes_walks_up_to_the_nearest_existing_directory(tmp_path, monkeyp
     assert abs(free - real(tmp_path).free) < 256 * 1024**2  # the same filesystem, give or take other writers
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+@pytest.mark.needs_root("mounting needs root")
 def test_teardown_unmounts_deepest_first_and_detaches_loops(tmp_path):
     marker = f"eulerpub-unittest-{os.getpid()}"  # never the real marker: a live build may be running
     outer = tmp_path / marker / "dib_build.x"
@@ -179,7 +179,7 @@ def test_teardown_unmounts_deepest_first_and_detaches_loops(tmp_path):
             subprocess.run(["losetup", "-d", loop.stdout.strip()], capture_output=True)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="loop devices and mounts need root")
+@pytest.mark.needs_root("loop devices and mounts need root")
 def test_esp_shims_stage_the_esp_on_a_tmpfs_and_write_it_into_the_fat_with_mtools(tmp_path):
     """What DIB does with an ESP, on a host without vfat: mkfs.vfat, `mount DEV DIR`, write, `umount DIR`."""
     shims = hostenv.install_shims(tmp_path / "shims", device_mapper=False, esp=True)
