@@ -51,6 +51,7 @@ LOGIN_ATTEMPTS = 6  # the replay runs in cloud-init's final stage: root's passwo
 LOGIN_PAUSE_S = 10.0
 LOGIN_TIMEOUT_S = 240.0  # one root session: the at job and the module listing under TCG
 AT_WAIT_S = 60  # atd runs `at now` jobs within seconds; TCG is slow
+# sshpass's own exit codes (its man page); 5: ssh asked for the password again, i.e. the server refused it
 SSHPASS_REASONS = {5: "password refused", 6: "host key unknown", 3: "ssh did not start"}
 
 
@@ -198,9 +199,9 @@ def parse_probe(stdout: str) -> dict[str, list[str]]:
 def root_ssh_argv(guest: Guest, command: str, password_file: Path) -> list[str]:
     """ssh as root with a password only (no key), through sshpass reading it from a 0600 file, never from argv."""
     return ["sshpass", "-f", str(password_file), "ssh", "-p", str(guest.port), "-o", "PubkeyAuthentication=no",
-            "-o", "PreferredAuthentications=password,keyboard-interactive", "-o", "NumberOfPasswordPrompts=1",
-            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-            "-o", "ConnectTimeout=10", "root@127.0.0.1", command]
+            "-o", "PreferredAuthentications=password,keyboard-interactive", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
+            "root@127.0.0.1", command]
 
 
 def _root_login(guest: Guest, root_password: str) -> subprocess.CompletedProcess[str]:
@@ -231,15 +232,15 @@ def _login_failure(guest: Guest, login: subprocess.CompletedProcess[str]) -> str
     head = f"root password login through sshpass failed ({said})"
     if login.returncode == 0:
         head = f"root password login gave no root shell (uid {parse_probe(login.stdout).get('uid', ['?'])[0]})"
-    policy = guest.run("sudo -n sshd -T 2>&1 | grep -E '^(permitrootlogin|passwordauthentication) '; "
+    policy = guest.run("sudo -n /usr/sbin/sshd -T 2>&1 | grep -E '^(permitrootlogin|passwordauthentication) '; "
                        f"sudo -n grep -E '^(root-password|sshd-restart):' {REPLAY_LOG} 2>&1", timeout=60)
     values = dict(line.split(None, 1) for line in policy.stdout.splitlines()
                   if line.startswith(("permitrootlogin ", "passwordauthentication ")))
     replay = [line for line in policy.stdout.splitlines() if line.startswith(("root-password:", "sshd-restart:"))]
     if not values:
+        said = " ".join((policy.stderr or policy.stdout).split())[-160:]
         return (f"{head}, and sshd's policy could not be read over the key login as {guest.user} (exit "
-                f"{policy.returncode}: {(policy.stderr or policy.stdout).strip()[-160:]}); the replay deletes "
-                f"{' and '.join(DELETED_USERS)}")
+                f"{policy.returncode}: {said}); the replay deletes {' and '.join(DELETED_USERS)}")
     root, password = values.get("permitrootlogin", "?"), values.get("passwordauthentication", "?")
     if root != "yes":
         return (f"{head}: the image's sshd policy refuses it: permitrootlogin {root} after HPC-NOW's edits "

@@ -90,8 +90,8 @@ class Root:
         self.fake("systemctl", 'echo "systemctl $*" >>/var/log/fake-calls\n')
         self.fake("ifconfig", f"cat <<'EOF'\n{IFCONFIG}EOF\n")
         self.fake("at", "cat >/dev/null\n")
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.root / "etc/ssh/ssh_host_ed25519_key")],
-                       check=True)
+        host_key = self.root / "etc/ssh/ssh_host_ed25519_key"  # cloud-init makes the guest's at first boot
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
 
     def path(self, rel: str) -> Path:
         return self.root / rel.lstrip("/")
