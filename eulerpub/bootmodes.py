@@ -191,6 +191,11 @@ def tencent_boot_mode(mode: AwsBootMode | None) -> Literal["Legacy BIOS", "UEFI"
     return "UEFI" if mode == "uefi" else "Legacy BIOS"
 
 
+def alibaba_boot_mode(mode: AwsBootMode | None) -> Literal["BIOS", "UEFI"]:
+    """ECS ImportImage `BootMode`: the same rule again (ECS imports BIOS or UEFI, no "UEFI if possible")."""
+    return "UEFI" if mode == "uefi" else "BIOS"
+
+
 def decide(requested: str | None, evidence: BootEvidence, *, what: str, arch: str = "x86_64") -> AwsBootMode:
     """The boot mode to register: the requested one if the evidence proves what it needs, else the widest
     the evidence proves, among the modes the arch has (aarch64: UEFI only). `what` names the source in the
@@ -214,7 +219,8 @@ def decide(requested: str | None, evidence: BootEvidence, *, what: str, arch: st
 
 def cloud_summary(mode: AwsBootMode) -> dict[str, str]:
     """What each cloud is told for an AWS-style boot mode (for plans and docs)."""
-    return {"aws": mode, "huawei": huawei_firmware(mode), "tencent": tencent_boot_mode(mode)}
+    return {"aws": mode, "huawei": huawei_firmware(mode), "tencent": tencent_boot_mode(mode),
+            "alibaba": alibaba_boot_mode(mode)}
 
 
 def _modes_text(modes: frozenset[Mode]) -> str:

@@ -41,7 +41,7 @@ from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
 from alibabacloud_tea_util.models import RuntimeOptions
 from darabonba.exceptions import UnretryableException
 
-from eulerpub import retry
+from eulerpub import bootmodes, retry
 from eulerpub.clouds import boto, sdkutil
 from eulerpub.clouds.base import (
     TAG_BUILD_ID,
@@ -98,7 +98,7 @@ def ecs_architecture(arch: Arch) -> Literal["x86_64", "arm64"]:
 
 def ecs_boot_mode(arch: Arch, boot_mode: BootMode | None) -> Literal["BIOS", "UEFI"]:
     """arm64 imports UEFI only (ImportImageRequest.BootMode); x86_64 BIOS unless the image is UEFI-only."""
-    return "UEFI" if arch == "aarch64" or boot_mode == "uefi" else "BIOS"
+    return bootmodes.alibaba_boot_mode("uefi" if arch == "aarch64" else boot_mode)
 
 
 def ecs_format(fmt: Format) -> str:

@@ -20,11 +20,13 @@ from eulerpub.manifest import Artifact, BuildRecord, artifact_path, latest_recor
 from eulerpub.profiles import Arch, Format, Profile
 
 # Which artifact each cloud takes when the profile does not say: the first one the build has.
-# AWS: EBS direct wants raw (anything else is converted); Huawei and Tencent import qcow2 natively.
+# AWS: EBS direct wants raw (anything else is converted); Huawei, Tencent and Alibaba import qcow2 natively
+# (Alibaba's VMDK import is "in invitational preview": ImportImageRequestDiskDeviceMapping.format).
 PREFERRED_FORMATS: dict[str, tuple[Format, ...]] = {
     "aws": ("raw", "vmdk", "vhd", "qcow2"),
     "huawei": ("qcow2", "raw", "vmdk", "vhd"),
     "tencent": ("qcow2", "raw", "vmdk", "vhd"),
+    "alibaba": ("qcow2", "raw", "vhd"),
 }
 ADHOC_PROFILE = "custom"  # the profile tag of an image published from a plain file without --profile
 DEFAULT_NAME_TEMPLATE = "openEuler-{release}-{arch}-{profile}-{date}"

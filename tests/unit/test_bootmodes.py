@@ -61,7 +61,8 @@ def sent(modes: frozenset[str]) -> dict[str, str]:
 def test_mbr_only_is_bios_only(tmp_path):
     found = table(with_boot_code(mbr(tmp_path, "mbr.raw", "start=1MiB, size=16MiB, type=83, bootable\n")))
     assert (found.label, found.modes) == ("mbr", {"bios"})
-    assert sent(found.modes) == {"aws": "legacy-bios", "huawei": "bios", "tencent": "Legacy BIOS"}
+    assert sent(found.modes) == {"aws": "legacy-bios", "huawei": "bios", "tencent": "Legacy BIOS",
+                                 "alibaba": "BIOS"}
 
 
 @needs_tools
@@ -82,14 +83,15 @@ def test_mbr_with_an_esp_type_partition_is_uefi_capable(tmp_path):
 def test_gpt_with_esp_only_is_uefi_only(tmp_path):
     found = table(gpt(tmp_path, "esp.raw", "EF00", "8300"))
     assert (found.label, found.esp, found.bios_boot, found.modes) == ("gpt", True, False, {"uefi"})
-    assert sent(found.modes) == {"aws": "uefi", "huawei": "uefi", "tencent": "UEFI"}
+    assert sent(found.modes) == {"aws": "uefi", "huawei": "uefi", "tencent": "UEFI", "alibaba": "UEFI"}
 
 
 @needs_tools
 def test_gpt_with_bios_boot_and_esp_is_hybrid(tmp_path):
     found = table(with_boot_code(gpt(tmp_path, "hybrid.raw", "EF00", "EF02", "8300")))
     assert (found.esp, found.bios_boot, found.partitions, found.modes) == (True, True, 3, {"bios", "uefi"})
-    assert sent(found.modes) == {"aws": "uefi-preferred", "huawei": "bios", "tencent": "Legacy BIOS"}
+    assert sent(found.modes) == {"aws": "uefi-preferred", "huawei": "bios", "tencent": "Legacy BIOS",
+                                 "alibaba": "BIOS"}
     assert "BIOS boot partition" in found.describe() and "ESP" in found.describe()
 
 

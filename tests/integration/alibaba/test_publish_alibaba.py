@@ -72,3 +72,37 @@ def test_a_name_ecs_refuses_is_refused_before_anything_is_created(harness, cli, 
     assert result.exit_code == 2
     assert "must start with a letter and not with 'aliyun'" in result.stderr
     assert harness.creates() == 0 and harness.moto.calls("CreateMultipartUpload") == []
+
+
+def test_dry_run_checks_credentials_regions_bucket_and_role_and_creates_nothing(harness, cli, images):
+    result = cli(*harness.args(images["qcow2"], "--dry-run"))
+
+    assert result.exit_code == 0, result.stderr
+    described = {c.region for c in harness.emulator.calls("DescribeImages")}
+    assert set(harness.regions) <= described
+    assert [c.body["RoleName"] for c in harness.emulator.calls("GetRole")] == ["AliyunECSImageImportDefaultRole"]
+    assert harness.creates() == 0 and harness.moto.calls("CreateMultipartUpload") == []
+
+
+def test_server_errors_are_retried_and_the_publish_goes_through(harness, cli, images):
+    harness.emulator.faults.add("server_error", action="ImportImage", times=2)
+    harness.emulator.faults.add("server_error", action="CopyImage", times=1)
+
+    result = cli(*harness.args(images["qcow2"]))
+
+    assert result.exit_code == 0, result.stderr
+    assert [c.error for c in harness.emulator.calls("ImportImage")] == ["ServiceUnavailable"] * 2 + [None]
+    assert len({c.body["ClientToken"] for c in harness.emulator.calls("ImportImage")}) == 1  # the same request
+    assert len(harness.images(harness.source)) == 1
+
+
+def test_an_sts_token_from_the_chain_is_refused_for_the_oss_upload_in_one_sentence(harness, cli, images,
+                                                                                   monkeypatch):
+    monkeypatch.setenv("ALIBABA_CLOUD_SECURITY_TOKEN", "sts-token-from-a-role")
+
+    result = cli(*harness.args(images["qcow2"]))
+
+    assert result.exit_code == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "signed with an access key pair" in errors[0], result.stderr
+    assert harness.moto.calls("CreateMultipartUpload") == [] and harness.emulator.images == {}
