@@ -106,3 +106,28 @@ def test_an_sts_token_from_the_chain_is_refused_for_the_oss_upload_in_one_senten
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "signed with an access key pair" in errors[0], result.stderr
     assert harness.moto.calls("CreateMultipartUpload") == [] and harness.emulator.images == {}
+
+
+def test_a_build_record_publishes_its_qcow2_with_the_proven_boot_mode(harness, cli, images, tmp_path):
+    from eulerpub.manifest import Artifact, BaseImage, BuildRecord, sha256_file, write_record
+
+    build = tmp_path / "build" / "minimal-24.03-LTS-SP1-x86_64"
+    build.mkdir(parents=True)
+    qcow2 = images["qcow2"]
+    record = BuildRecord(build_id="b0123456789abcdef", profile="minimal", release=RELEASE, arch="x86_64",
+                         base=BaseImage(url="https://example.invalid/base.qcow2.xz", sha256="0" * 64),
+                         elements_hash="e" * 64, elements=["vm"], image_name="openEuler-24.03-LTS-SP1-x86_64-minimal-x",
+                         artifacts=[Artifact(format="qcow2", path=str(qcow2), size=qcow2.stat().st_size,
+                                             virtual_size=64 * 1024 * 1024, sha256=sha256_file(qcow2))])
+    path = write_record(build, record)
+
+    plan = cli("publish", "--cloud", "alibaba", "--record", path, "--region", harness.source, "--bucket",
+               harness.bucket, "--dry-run")
+    result = cli("publish", "--cloud", "alibaba", "--record", path, "--region", harness.source, "--bucket",
+                 harness.bucket, "--wait-timeout", "0.05")
+
+    assert plan.exit_code == 0, plan.stderr
+    assert "BIOS" in plan.stdout  # the plan says what ECS is told for the hybrid disk's proven modes
+    assert result.exit_code == 0, result.stderr
+    (imported,) = harness.emulator.calls("ImportImage")
+    assert imported.body["DiskDeviceMapping.1.Format"] == "QCOW2" and imported.body["BootMode"] == "BIOS"
