@@ -19,6 +19,7 @@ from tests.integration.sdkclouds_scenarios import (  # noqa: F401  (the shared s
     test_kill_during_upload_resumes_the_same_multipart_upload,
     test_missing_credentials_name_the_variable,
     test_rerun_after_success_creates_nothing,
+    test_rerun_without_the_journal_finds_every_image_by_its_tag,
     test_wrong_secret_is_one_sentence_and_appears_in_no_output_or_record,
 )
 
