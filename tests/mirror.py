@@ -149,7 +149,7 @@ class Request:
 @dataclass
 class _Fault:
     pattern: str
-    kind: str  # "status", "drop", "corrupt", "ignore_range", "stall"
+    kind: str  # "status", "drop", "corrupt", "ignore_range", "stall", "hide_size"
     times: int | None  # None: every time
     status: int = 0
     offset: int = 0
@@ -186,6 +186,11 @@ class Faults:
     def release(self) -> None:
         """Let stalled connections go (they close without sending the rest)."""
         self.released.set()
+
+    def hide_size(self, pattern: str, times: int | None = None) -> None:
+        """Never tell the file's size, as a server streaming a file it is still receiving does: a 206 says
+        `Content-Range: bytes A-B/*`, a 200 has no Content-Length (its body ends when the connection closes)."""
+        self._add(_Fault(pattern, "hide_size", times))
 
     def ignore_range(self, pattern: str, times: int | None = None) -> None:
         """Answer Range requests with 200 and the whole file, as some servers and proxies do."""
@@ -245,11 +250,15 @@ class _Handler(BaseHTTPRequestHandler):
                                    {"Content-Range": f"bytes */{size}"})
             start, end = parsed
             status = HTTPStatus.PARTIAL_CONTENT
+        hide = send_body and faults.take(path, ("hide_size",))
         self.send_response(status)
-        self.send_header("Content-Length", str(end - start + 1))
+        if hide and status == HTTPStatus.OK:
+            self.close_connection = True  # the end of the body is the end of the connection
+        else:
+            self.send_header("Content-Length", str(end - start + 1))
         self.send_header("Accept-Ranges", "bytes")
         if status == HTTPStatus.PARTIAL_CONTENT:
-            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            self.send_header("Content-Range", f"bytes {start}-{end}/{'*' if hide else size}")
         self.end_headers()
         sent = self._send_body(file, path, start, end + 1, size) if send_body else 0
         self.server.log(Request(self.command, path, range_header, int(status), sent))

@@ -365,3 +365,17 @@ def test_the_connections_option_reaches_the_download(published_image, cli, conne
     assert result.exit_code == 0, result.stderr
     assert [r.range for r in image_gets(published_image.mirror)] == [first_range]
     assert_same_bytes(Path(result.stdout.strip()), published_image.source)
+
+
+def test_a_server_that_never_tells_the_size_is_read_as_one_stream(published_image, small_ranges):
+    """A 206 with an unknown total (`bytes 0-N/*`) gives no ranges to plan: one plain GET follows, whose 200
+    has no Content-Length either; the digest still decides."""
+    mirror = published_image.mirror
+    size = published_image.published.xz_path.stat().st_size
+    mirror.faults.hide_size(XZ)
+    image = fetch_base(RELEASE, ARCH, connections=4)
+    assert_same_bytes(image.path, published_image.source)
+    gets = image_gets(mirror)
+    assert [(r.status, r.bytes_sent) for r in gets if r.range is None] == [(200, size)]
+    # the probe (logged only if its body was out before the client hung up on it) was the only Range request
+    assert all((r.range, r.status) == (f"bytes=0-{small_ranges - 1}", 206) for r in gets if r.range is not None)
