@@ -21,12 +21,12 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan and chan
 ProfilesDir = Annotated[
     list[Path] | None,
     typer.Option("--profiles-dir", help="Extra directory of profile YAML files, searched first (repeatable; "
-                 "also EULERPUB_PROFILES_PATH).", show_default=False),
+                 "also EULERPUB_PROFILES_PATH).", show_default=False, metavar="DIR"),
 ]
 ElementsDir = Annotated[
     list[Path] | None,
     typer.Option("--elements-dir", help="Extra directory of DIB elements, searched before eulerpub's own "
-                 "(repeatable; also EULERPUB_ELEMENTS_PATH).", show_default=False),
+                 "(repeatable; also EULERPUB_ELEMENTS_PATH).", show_default=False, metavar="DIR"),
 ]
 Mirror = Annotated[
     str | None,

@@ -106,11 +106,12 @@ def command(
     region: Annotated[str | None, typer.Option("--region", help="Region to import into (default: the profile's "
                                                "first clouds.CLOUD.regions entry).")] = None,
     copy_to: Annotated[list[str] | None, typer.Option("--copy-to", help="Also copy the image to this region "
-                                                      "(repeatable); copies run in parallel.")] = None,
+                                                      "(repeatable); copies run in parallel.",
+                                                      metavar="REGION")] = None,
     share: Annotated[list[str] | None, typer.Option("--share", help="Account (AWS/Tencent) or project (Huawei) "
                                                     "to share with, in every region (repeatable); Huawei "
                                                     "project ids are per region: REGION:PROJECT_ID shares in "
-                                                    "that region only.")] = None,
+                                                    "that region only.", metavar="ACCOUNT")] = None,
     public: Annotated[bool | None, typer.Option("--public/--private", help="Make the image public in every "
                                                 "region (checked first: quota, block-public-access).",
                                                 show_default=False)] = None,
@@ -125,7 +126,7 @@ def command(
     name: Annotated[str | None, typer.Option("--name", help="Image name (default: the profile's name template, "
                                              "openEuler-{release}-{arch}-{profile}-{date}).")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Extra KEY=VALUE tag on every resource "
-                                                  "(repeatable).")] = None,
+                                                  "(repeatable).", metavar="KEY=VALUE")] = None,
     keep_object: Annotated[bool, typer.Option("--keep-object", help="Keep the uploaded object after the "
                                               "import (it is deleted by default).")] = False,
     quick_import: Annotated[bool, typer.Option("--quick-import", help="Huawei: IMS fast import; refused, "

@@ -52,8 +52,9 @@ def command(
     no_publish: Annotated[bool, typer.Option("--no-publish", help="Build and boot-test only; publish nothing "
                                              "and leave the index alone.")] = False,
     merge_index: Annotated[list[Path] | None, typer.Option(
-        "--merge-index", show_default=False, help="Instead of running cells: fold these index.json files (from "
-        "parallel release jobs) into the one in --releases-dir; per cloud region the newer image wins.")] = None,
+        "--merge-index", show_default=False, metavar="INDEX", help="Instead of running cells: fold these index.json "
+        "files (from parallel release jobs) into the one in --releases-dir; per cloud region the newer image "
+        "wins.")] = None,
     wait_minutes: Annotated[float, typer.Option("--wait-timeout", help="Minutes to wait for an import or a copy "
                                                 "before giving up on that cell (a re-run keeps waiting).")]
     = WaitParams.timeout / 60,
