@@ -76,6 +76,7 @@ MAX_CONNECTIONS = 16
 # loses at most one range per connection.
 RANGE_SIZE = 8 << 20
 RANGES_VERSION = 1
+STOP_WAIT = 2.0  # seconds a stopped download waits for each connection's worker to notice
 _SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
@@ -757,7 +758,9 @@ def _run_ranges(session: requests.Session, url: str, transfer: Transfer, rmap: R
     finally:
         stop.set()
         for worker in workers:
-            worker.join(timeout=READ_TIMEOUT)  # a worker stops at its next chunk; it writes only its own range
+            # A worker stops at its next chunk. One blocked on a silent connection is left behind (a daemon,
+            # with its own descriptor, writing only inside its own unfinished range), so Ctrl-C stays prompt.
+            worker.join(timeout=STOP_WAIT)
 
 
 def _fetch_range(session: requests.Session, url: str, xz_path: Path, bounds: tuple[int, int],

@@ -379,3 +379,23 @@ def test_a_server_that_never_tells_the_size_is_read_as_one_stream(published_imag
     assert [(r.status, r.bytes_sent) for r in gets if r.range is None] == [(200, size)]
     # the probe (logged only if its body was out before the client hung up on it) was the only Range request
     assert all((r.range, r.status) == (f"bytes=0-{small_ranges - 1}", 206) for r in gets if r.range is not None)
+
+
+def test_a_range_that_keeps_failing_fails_the_fetch_and_keeps_the_others_for_the_next_run(published_image,
+                                                                                          small_ranges):
+    mirror = published_image.mirror
+    size = published_image.published.xz_path.stat().st_size
+    layout = CacheLayout(paths.cache_dir())
+    cut = 3 * small_ranges + 1000
+    mirror.faults.drop_at(XZ, cut, times=None)  # the mirror never gets past this byte
+    with pytest.raises(DownloadError, match=f"the connection was lost at byte {cut}$"):
+        fetch_base(RELEASE, ARCH, connections=3)
+    kept = json.loads(layout.partial_ranges(published_image.published.sha256).read_text())
+    assert kept["done"] == [i for i in range(-(-size // small_ranges)) if i != 3]
+    assert not (paths.cache_dir() / "images").exists()
+
+    mirror.faults.clear()
+    mirror.clear_log()
+    image = fetch_base(RELEASE, ARCH, connections=3)
+    assert served_ranges(mirror) == [(3 * small_ranges, 4 * small_ranges - 1)]
+    assert_same_bytes(image.path, published_image.source)
