@@ -153,6 +153,7 @@ class _Fault:
     times: int | None  # None: every time
     status: int = 0
     offset: int = 0
+    after: int = 0  # matching requests let through before the fault starts firing
 
 
 @dataclass
@@ -192,9 +193,10 @@ class Faults:
         `Content-Range: bytes A-B/*`, a 200 has no Content-Length (its body ends when the connection closes)."""
         self._add(_Fault(pattern, "hide_size", times))
 
-    def ignore_range(self, pattern: str, times: int | None = None) -> None:
-        """Answer Range requests with 200 and the whole file, as some servers and proxies do."""
-        self._add(_Fault(pattern, "ignore_range", times))
+    def ignore_range(self, pattern: str, times: int | None = None, *, after: int = 0) -> None:
+        """Answer Range requests with 200 and the whole file, as some servers and proxies do (from the
+        request after the first `after` Range requests on)."""
+        self._add(_Fault(pattern, "ignore_range", times, after=after))
 
     def clear(self) -> None:
         with self._lock:
@@ -212,6 +214,9 @@ class Faults:
                 if within is not None and not within[0] <= fault.offset < within[1]:
                     continue
                 if fault.kind in kinds and fnmatch.fnmatch(path, fault.pattern) and fault.times != 0:
+                    if fault.after:
+                        fault.after -= 1
+                        continue
                     if fault.times is not None:
                         fault.times -= 1
                     return fault

@@ -399,3 +399,36 @@ def test_a_range_that_keeps_failing_fails_the_fetch_and_keeps_the_others_for_the
     image = fetch_base(RELEASE, ARCH, connections=3)
     assert served_ranges(mirror) == [(3 * small_ranges, 4 * small_ranges - 1)]
     assert_same_bytes(image.path, published_image.source)
+
+
+def test_a_ranged_partial_is_finished_as_one_stream_when_the_server_stops_honouring_range(published_image,
+                                                                                         small_ranges):
+    mirror = published_image.mirror
+    size = published_image.published.xz_path.stat().st_size
+    layout = CacheLayout(paths.cache_dir())
+    mirror.faults.drop_at(XZ, 3 * small_ranges + 1000, times=None)
+    with pytest.raises(DownloadError):
+        fetch_base(RELEASE, ARCH, connections=3)
+    assert layout.partial_ranges(published_image.published.sha256).exists()
+
+    mirror.faults.clear()
+    mirror.faults.ignore_range(XZ)  # e.g. the mirror moved behind a proxy that drops Range
+    mirror.clear_log()
+    image = fetch_base(RELEASE, ARCH, connections=3)
+    # the 200 to the first missing range's request is the whole file, read as the one stream: nothing else
+    assert [(r.range, r.status, r.bytes_sent) for r in image_gets(mirror)] == \
+        [(f"bytes={3 * small_ranges}-{4 * small_ranges - 1}", 200, size)]
+    assert_same_bytes(image.path, published_image.source)
+    assert cache_files() == ["images/" + image.sha256 + "/openEuler-24.03-LTS-SP1-x86_64.qcow2", "index.json"]
+
+
+def test_a_server_that_stops_honouring_range_mid_download_is_finished_as_one_stream(published_image,
+                                                                                   small_ranges):
+    mirror = published_image.mirror
+    size = published_image.published.xz_path.stat().st_size
+    mirror.faults.ignore_range(XZ, after=3)  # the probe and two more ranges, then 200s with the whole file
+    image = fetch_base(RELEASE, ARCH, connections=2)
+    assert_same_bytes(image.path, published_image.source)
+    last = image_gets(mirror)[-1]
+    assert (last.status, last.bytes_sent) == (200, size) and last.range is not None  # the one stream's request
+    assert cache_files() == ["images/" + image.sha256 + "/openEuler-24.03-LTS-SP1-x86_64.qcow2", "index.json"]
