@@ -18,20 +18,24 @@ that format exists to be read front to back as a stream (VM Import, VMware), so 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
+import time
+from collections import deque
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from eulerpub import imagefile, proc
-from eulerpub.errors import UsageError
+from eulerpub.errors import ToolError, UsageError
 
 EXTENSIONS = {"qcow2": "qcow2", "raw": "raw", "vmdk": "vmdk", "vhd": "vhd"}
 QEMU_FORMAT = imagefile.QEMU_FORMAT  # eulerpub's names -> qemu-img's (a fixed VHD reads as raw unless told)
 COROUTINES = "8"  # parallel qemu-img coroutines (qemu-img's default): compressed clusters are deflated in parallel
 # Slowest first, so the compressing runs start at once and the copies fill the gaps.
 ORDER = ("qcow2", "vmdk", "vhd", "raw")
+POLL_S = 0.1  # how often running conversions are checked: they take seconds to minutes
 
 
 def convert_argv(source: Path, dest: Path, fmt: str, *, source_format: str = "raw") -> list[str]:
@@ -53,30 +57,7 @@ def convert(source: Path, dest: Path, fmt: str, *, source_format: str = "raw") -
     `source` is inspected as `source_format` first (no backing file, no data file, no other format's header).
     """
     imagefile.inspect(source, source_format, bootable=False)
-    return _convert_inspected(source, dest, fmt, source_format)
-
-
-def convert_all(source: Path, outputs: Mapping[str, Path], *, source_format: str = "raw",
-                jobs: int | None = None) -> dict[str, Path]:
-    """Write `source` in every format of `outputs` (format -> destination) at once: at most `jobs` (default:
-    the machine's cores) qemu-img runs at a time. Each output is whole or absent, as with `convert`; if any
-    conversion fails, the others still finish and the first failure (in ORDER) is raised."""
-    for fmt in outputs:
-        if fmt not in EXTENSIONS:
-            raise UsageError(f"unknown image format {fmt!r}; use qcow2, raw, vmdk or vhd")
-    imagefile.inspect(source, source_format, bootable=False)
-    formats = sorted(outputs, key=ORDER.index)
-    workers = max(1, min(len(formats), jobs or os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eulerpub-convert") as pool:
-        futures = [pool.submit(_convert_inspected, source, outputs[fmt], fmt, source_format) for fmt in formats]
-    for future in futures:
-        future.result()  # raises the first failure
-    return {fmt: outputs[fmt] for fmt in formats}
-
-
-def _convert_inspected(source: Path, dest: Path, fmt: str, source_format: str) -> Path:
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.unlink(missing_ok=True)
+    tmp = _temporary(dest)
     try:
         if fmt == "raw" and source_format == "raw":
             shutil.copyfile(source, tmp)
@@ -87,6 +68,56 @@ def _convert_inspected(source: Path, dest: Path, fmt: str, source_format: str) -
         tmp.unlink(missing_ok=True)
         raise
     return dest
+
+
+def convert_all(source: Path, outputs: Mapping[str, Path], *, source_format: str = "raw",
+                jobs: int | None = None) -> dict[str, Path]:
+    """Write `source` in every format of `outputs` (format -> destination) at once: at most `jobs` (default:
+    the machine's cores) qemu-img runs at a time. Each output is whole or absent, as with `convert`; if any
+    conversion fails, the others still finish and the first failure (in ORDER) is raised. The tools are
+    started and watched from the calling thread, so an interrupt stops every one of them (`proc.spawn`)."""
+    for fmt in outputs:
+        if fmt not in EXTENSIONS:
+            raise UsageError(f"unknown image format {fmt!r}; use qcow2, raw, vmdk or vhd")
+    imagefile.inspect(source, source_format, bootable=False)
+    formats = sorted(outputs, key=ORDER.index)
+    limit = max(1, min(len(formats), jobs or os.cpu_count() or 1))
+    pending, running = deque(formats), {}
+    failures: dict[str, ToolError] = {}
+    with contextlib.ExitStack() as stack:  # on any way out: running tools stopped, temporary files removed
+        while pending or running:
+            while pending and len(running) < limit:
+                fmt = pending.popleft()
+                tmp = _temporary(outputs[fmt])
+                stack.callback(tmp.unlink, missing_ok=True)  # a no-op once renamed
+                if fmt == "raw" and source_format == "raw":
+                    shutil.copyfile(source, tmp)
+                    tmp.replace(outputs[fmt])
+                    continue
+                argv = convert_argv(Path(imagefile.qemu_path(source)), tmp, fmt, source_format=source_format)
+                running[fmt] = (argv, tmp, stack.enter_context(proc.spawn(argv, stdout=subprocess.DEVNULL)))
+            for fmt, (argv, tmp, process) in list(running.items()):
+                if process.poll() is None:
+                    continue
+                del running[fmt]
+                if process.returncode:
+                    tail = process.stderr.read()[-proc.STDERR_TAIL_CHARS:].decode(errors="replace")
+                    failures[fmt] = ToolError(argv, process.returncode, tail)
+                else:
+                    tmp.replace(outputs[fmt])
+            if running:
+                time.sleep(POLL_S)
+    for fmt in formats:
+        if fmt in failures:
+            raise failures[fmt]
+    return {fmt: outputs[fmt] for fmt in formats}
+
+
+def _temporary(dest: Path) -> Path:
+    """Where `dest` is written until it is whole (removed first: a killed run may have left it)."""
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    return tmp
 
 
 def virtual_size(path: Path, fmt: str) -> int:

@@ -7,6 +7,7 @@ import json
 import random
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,33 @@ def test_a_failed_conversion_fails_the_whole_call_and_leaves_no_partial_file(dis
         convert.convert_all(disk, outputs)
     assert (tmp_path / "disk.qcow2").is_file()  # the other conversion still finished, whole
     assert not list(tmp_path.rglob(".*.tmp")) and not (tmp_path / "missing-dir").exists()
+
+
+def _running_with(text: str) -> list[int]:
+    """Processes whose command line mentions `text`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().decode(errors="replace"):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_an_interrupt_stops_every_running_conversion_and_leaves_nothing(disk, tmp_path, monkeypatch):
+    started: list[int] = []
+    sleep = time.sleep
+
+    def interrupted(seconds):
+        if started:  # only convert_all's first wait is the interrupt (time.sleep is the module's, shared)
+            return sleep(seconds)
+        started.extend(_running_with(str(tmp_path)))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(convert.time, "sleep", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        convert.convert_all(disk, {fmt: tmp_path / f"disk.{fmt}" for fmt in ("qcow2", "vmdk")}, jobs=2)
+    assert len(started) == 2  # both qemu-img runs were under way when the interrupt came
+    assert _running_with(str(tmp_path)) == []
+    assert list(tmp_path.iterdir()) == []
