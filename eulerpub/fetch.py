@@ -621,10 +621,7 @@ class RangeMap:
         try:
             data = json.loads(path.read_text())
             rmap = cls(int(data["total"]), int(data["range_size"]), {int(i) for i in data["done"]})
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            log.warning("ignoring unreadable range map %s: %s", path, exc)
+        except (OSError, ValueError, TypeError, KeyError):  # missing, or not a map (the caller tells which)
             return None
         if data.get("version") != RANGES_VERSION or rmap.range_size <= 0 or rmap.total <= 0 \
                 or not rmap.done <= set(range(rmap.count)):
@@ -647,10 +644,22 @@ def _kept_size(path: Path) -> int:
         return 0
 
 
+def _kept_ranges(transfer: Transfer) -> RangeMap | None:
+    """The range map of the kept partial. A map that is there but unreadable says nothing about which parts of
+    a sparse partial hold data, so the partial is started over (never taken for a contiguous prefix)."""
+    assert transfer.ranges_path is not None
+    rmap = RangeMap.load(transfer.ranges_path)
+    if rmap is None and transfer.ranges_path.exists():
+        log.warning("%s is unreadable; downloading from the start", transfer.ranges_path)
+        transfer.restart()
+        transfer.ranges_path.unlink()
+    return rmap
+
+
 def _as_one_stream(transfer: Transfer) -> None:
     """Turn a ranged partial into a single stream's: keep only its contiguous prefix, drop the map."""
     assert transfer.ranges_path is not None
-    if (rmap := RangeMap.load(transfer.ranges_path)) is not None:
+    if (rmap := _kept_ranges(transfer)) is not None:
         transfer.truncate_to(rmap.contiguous_end())
         transfer.ranges_path.unlink(missing_ok=True)
     return None
@@ -664,7 +673,7 @@ def _receive_ranges(session: requests.Session, url: str, transfer: Transfer, bar
     one stream, with the response to use first (the server answered a Range request with the whole file).
     """
     assert transfer.ranges_path is not None
-    kept = RangeMap.load(transfer.ranges_path)
+    kept = _kept_ranges(transfer)
     if kept is not None and not kept.missing():  # killed after the last range, before the verification
         transfer.replay(upto=kept.total)
         return True, None

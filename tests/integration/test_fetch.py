@@ -432,3 +432,22 @@ def test_a_server_that_stops_honouring_range_mid_download_is_finished_as_one_str
     last = image_gets(mirror)[-1]
     assert (last.status, last.bytes_sent) == (200, size) and last.range is not None  # the one stream's request
     assert cache_files() == ["images/" + image.sha256 + "/openEuler-24.03-LTS-SP1-x86_64.qcow2", "index.json"]
+
+
+@pytest.mark.parametrize("damage", ["{not json", '{"version": 1, "total": 5, "range_size": 1, "done": [0, 99]}'])
+def test_a_damaged_range_map_starts_the_download_over(published_image, small_ranges, damage):
+    """The map is what tells data from holes in the sparse partial: without it nothing kept is trusted."""
+    mirror = published_image.mirror
+    size = published_image.published.xz_path.stat().st_size
+    layout = CacheLayout(paths.cache_dir())
+    mirror.faults.drop_at(XZ, 3 * small_ranges + 1000, times=None)
+    with pytest.raises(DownloadError):
+        fetch_base(RELEASE, ARCH, connections=3)
+    layout.partial_ranges(published_image.published.sha256).write_text(damage)
+
+    mirror.faults.clear()
+    mirror.clear_log()
+    image = fetch_base(RELEASE, ARCH, connections=3)
+    assert_same_bytes(image.path, published_image.source)
+    assert mirror.bytes_sent(XZ) == size  # everything again, each byte once
+    assert served_ranges(mirror)[0] == (0, small_ranges - 1)
