@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from eulerpub.catalog import image_path
+from tests.e2e.builds import Built, build_standin
 from tests.mirror import MirrorServer
 from tests.standin import STANDIN_ARCH, STANDIN_VERSION, ensure_standin, test_cache_dir
 
@@ -47,3 +48,10 @@ def persistent_cache(monkeypatch) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     monkeypatch.setenv("EULERPUB_CACHE_DIR", str(cache))
     return cache
+
+
+@pytest.fixture(scope="session")
+def hpc_standin_build(openeuler_mirror, tmp_path_factory) -> Built:
+    """The hardened hpc profile on the stand-in, built once per session (test_hpc_standin inspects and boots it;
+    test_hpcnow_standin runs the hpcnow check against it)."""
+    return build_standin("hpc-standin", openeuler_mirror, tmp_path_factory.mktemp("hpc-builds"))
