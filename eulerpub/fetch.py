@@ -556,8 +556,11 @@ def download(session: requests.Session, source: ImageSource, expected: str, layo
         with contextlib.ExitStack() as stack:
             bar = _LazyProgress(stack, f"fetching {source.file_name}", progress)
             try:
-                done, opened = _receive_ranges(session, source.url, transfer, bar, connections) \
-                    if connections > 1 else (False, _as_one_stream(transfer))
+                if connections > 1:
+                    done, opened = _receive_ranges(session, source.url, transfer, bar, connections)
+                else:
+                    _as_one_stream(transfer)
+                    done, opened = False, None
                 if not done:
                     _receive(session, source, transfer, bar, opened)
             except (requests.RequestException, ConnectionLost) as exc:
@@ -662,7 +665,6 @@ def _as_one_stream(transfer: Transfer) -> None:
     if (rmap := _kept_ranges(transfer)) is not None:
         transfer.truncate_to(rmap.contiguous_end())
         transfer.ranges_path.unlink(missing_ok=True)
-    return None
 
 
 def _receive_ranges(session: requests.Session, url: str, transfer: Transfer, bar: _LazyProgress,
@@ -695,7 +697,8 @@ def _receive_ranges(session: requests.Session, url: str, transfer: Transfer, bar
             log.warning("%s: the mirror's file is %d bytes, the kept partial's %d; starting over", url, total,
                         kept.total)
             transfer.restart()
-            first = 0
+            probe.close()  # it asked for a range of the old file; range 0's worker makes its own request
+            probe, first = None, 0
         kept = RangeMap(total, range_size, set(range(first)))
         kept.save(transfer.ranges_path)
     if kept.done:
@@ -713,7 +716,7 @@ def _receive_ranges(session: requests.Session, url: str, transfer: Transfer, bar
 
 
 def _run_ranges(session: requests.Session, url: str, transfer: Transfer, rmap: RangeMap, bar: _LazyProgress,
-                connections: int, probe: requests.Response, first: int) -> None:
+                connections: int, probe: requests.Response | None, first: int) -> None:
     """Workers fetch ranges from a shared queue (the first takes `probe`, the response for range `first`);
     this thread saves the map after each range, advances the digest and decoder over the contiguous prefix
     (into the first missing range too, as far as its worker has written it: a range is written in order, so

@@ -451,3 +451,23 @@ def test_a_damaged_range_map_starts_the_download_over(published_image, small_ran
     assert_same_bytes(image.path, published_image.source)
     assert mirror.bytes_sent(XZ) == size  # everything again, each byte once
     assert served_ranges(mirror)[0] == (0, small_ranges - 1)
+
+
+def test_a_partial_of_a_file_that_changed_size_on_the_mirror_is_not_trusted(published_image, small_ranges):
+    """A mirror half-way through a sync: the .sha256sum still names the old file, the .xz is a new one."""
+    mirror = published_image.mirror
+    xz = published_image.published.xz_path
+    mirror.faults.drop_at(XZ, 3 * small_ranges + 1000, times=None)
+    with pytest.raises(DownloadError):
+        fetch_base(RELEASE, ARCH, connections=3)
+    xz.write_bytes(xz.read_bytes() + b"\0" * small_ranges)  # another size (padding: still one valid xz file)
+
+    mirror.faults.clear()
+    mirror.clear_log()
+    with pytest.raises(ChecksumError):
+        fetch_base(RELEASE, ARCH, connections=3)
+    probe, *rest = image_gets(mirror)
+    assert probe.range == f"bytes={3 * small_ranges}-{4 * small_ranges - 1}"  # the kept map's first missing range
+    assert sum(r.bytes_sent for r in rest) == xz.stat().st_size  # then the whole new file: nothing old reused
+    assert all(r.status == 206 for r in rest)  # still in ranges, over several connections
+    assert cache_files() == []
