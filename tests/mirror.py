@@ -4,7 +4,8 @@
 
 It serves byte ranges like a real mirror, logs every request (method, path, Range header, status, body
 bytes sent), and injects the faults the fetch code must survive: a connection dropped at a given byte, corrupt
-bytes, 5xx responses, forced 404s, a server that ignores Range and a connection that stalls mid-body.
+bytes, 5xx responses, forced 404s, a server that ignores Range (from the first or a later request on), one
+that never tells the file's size, and a connection that stalls mid-body until released.
 
     root = tmp_path / "mirror"
     publish_image(root, "24.03-LTS-SP1", "x86_64", Path("standin.qcow2"))   # or, already compressed:
