@@ -114,8 +114,10 @@ app = typer.Typer(
     help=(
         "Build, verify and publish openEuler cloud images.\n\n"
         "The main job: `eulerpub build --profile hpc` makes the image from the official openEuler qcow2, "
-        "`eulerpub test` boots it, `eulerpub publish --cloud aws|huawei|tencent --region R` makes it "
-        "launchable. Every command takes --help; results go to stdout (--json for machines), logs to stderr."
+        "`eulerpub test build/<build id>` boots it, `eulerpub publish --cloud CLOUD --profile hpc --region R` "
+        "makes it launchable (`eulerpub publish --help` lists the clouds). `eulerpub doctor` says what this "
+        "host can do. Every command's --help has examples; results go to stdout (--json for machines), logs "
+        "to stderr."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
