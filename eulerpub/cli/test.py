@@ -29,10 +29,11 @@ def command(
     timeout: Annotated[int, typer.Option("--timeout", help="Seconds allowed for boot and cloud-init.")]
     = bootcheck.BOOT_BUDGET_S,
     check: Annotated[list[str] | None, typer.Option("--check", help="Run this check instead of the profile's "
-                                                    "(repeatable; e.g. hpcnow).")] = None,
+                                                    "(repeatable; e.g. hpcnow).", metavar="NAME")] = None,
     screenshot: Annotated[Path | None, typer.Option("--screenshot", help="Keep the desktop check's frames "
                                                     "(desktop-rdp.png, desktop-vnc.png) in this directory "
-                                                    "(a record's are kept in its boottest/ as well).")] = None,
+                                                    "(a record's are kept in its boottest/ as well).",
+                                                    metavar="DIR")] = None,
     json_output: Json = False,
 ) -> None:
     """Boot a built image under QEMU and check what its profile promises.

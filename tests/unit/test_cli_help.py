@@ -89,6 +89,7 @@ def test_help_shows_no_bool_and_keeps_angle_brackets(cli, monkeypatch, where):
     assert result.exit_code == 0, result.stderr
     assert "Usage: eulerpub" in result.stdout
     assert "<bool>" not in result.stdout
+    assert "<list[" not in result.stdout  # a repeatable option names what it takes (DIR, REGION, ...)
     if where == "publish":
         assert "HUAWEICLOUD_SDK_PROJECT_ID_<REGION>" in result.stdout
 
