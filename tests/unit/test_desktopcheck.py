@@ -66,3 +66,37 @@ def test_the_seed_carries_no_plain_rdp_password():
     assert vnc["name"] == desktopcheck.VNC_USER
     assert seed.rdp_password not in str(config)
     assert f"eulerpub-desktop-vnc {desktopcheck.VNC_USER} :1" in config["runcmd"][0][2]
+
+
+class _Guest:
+    """Canned answers to the check's guest commands (the state of the units, then the listening sockets)."""
+
+    def __init__(self, state: str, listening: set[int]) -> None:
+        self.state, self.listening, self.user, self.port = state, listening, "eulercheck", 2222
+
+    def run(self, command, *, timeout=0, stdin=None):
+        import subprocess
+
+        if "get-default" in command:
+            return subprocess.CompletedProcess(command, 0, self.state, "")
+        port = int(command.split(":")[-1].rstrip("'"))
+        out = f"LISTEN 0 5 *:{port}\n" if port in self.listening else ""
+        return subprocess.CompletedProcess(command, 0, out, "")
+
+
+UP = "default=graphical.target\ngraphical=active\ngdm=active\ngdm3=active\ndisplay-manager=active\n"
+
+
+def test_check_names_the_first_thing_that_is_down(tmp_path, monkeypatch):
+    monkeypatch.setattr(desktopcheck, "missing_host_tools", lambda: [])
+    monkeypatch.setattr(desktopcheck, "LISTEN_WAIT_S", 0)
+    seed = desktopcheck.DesktopSeed("x", "y")
+    gdm_stopped = UP.replace("gdm=active\ngdm3=active\ndisplay-manager=active",
+                             "gdm=inactive\ngdm3=inactive\ndisplay-manager=inactive")
+    result = desktopcheck.check(_Guest(gdm_stopped, {3389, 5901}), seed, {3389: 1}, tmp_path)
+    assert not result.passed and result.detail == "gdm is not running (gdm: inactive, display-manager: inactive)"
+    text_mode = UP.replace("default=graphical.target", "default=multi-user.target")
+    result = desktopcheck.check(_Guest(text_mode, {3389, 5901}), seed, {3389: 1}, tmp_path)
+    assert result.detail.startswith("the graphical target is not reached (default multi-user.target")
+    result = desktopcheck.check(_Guest(UP, {3389}), seed, {3389: 1}, tmp_path)
+    assert result.detail == "the VNC server does not listen on port 5901"
