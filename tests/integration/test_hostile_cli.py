@@ -412,6 +412,7 @@ def test_with_json_a_failure_is_also_a_json_object_on_stdout(clouds: Clouds, tmp
     assert json.loads(result.stdout) == {"ok": False, "exit": 2, "error": result.stderr.decode().strip()[7:]}
 
 
+@pytest.mark.needs_root("mounting a read-only tmpfs needs root")
 def test_a_read_only_cache_directory_is_one_sentence(clouds: Clouds, tmp_path: Path):
     readonly = tmp_path / "ro"
     readonly.mkdir()
