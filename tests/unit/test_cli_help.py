@@ -200,3 +200,16 @@ def test_help_and_the_catalog_import_no_verb_or_sdk(argv):
     assert code in (0, None)
     assert loaded == []
     assert done.stdout
+
+
+@pytest.mark.parametrize(("words", "cword", "expected"), [
+    ("eulerpub pu", 1, ["publish"]),  # a verb not loaded yet completes from the verb table
+    ("eulerpub publish --cloud ", 3, list(ADAPTERS)),  # its choices once it is loaded
+    ("eulerpub catalog ", 2, ["list"]),
+])
+def test_shell_completion_sees_the_lazy_verbs(words, cword, expected):
+    env = {**os.environ, "_EULERPUB_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+    done = subprocess.run([sys.executable, "-c", "import sys; sys.argv[0] = 'eulerpub'; "
+                           "from eulerpub.cli.app import main; main()"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.split() == expected, done.stderr
