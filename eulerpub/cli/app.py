@@ -227,7 +227,8 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(EXIT_BAD_INPUT)
     except click_errors.ClickException as exc:
-        _fail(exc.format_message(), exc.exit_code)
+        # typer checks values with pydantic, whose messages start "Value error, " (configfile drops it too)
+        _fail(exc.format_message().replace(": Value error, ", ": "), exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         _fail(INTERRUPTED, EXIT_INTERRUPTED)
     except RecursionError:

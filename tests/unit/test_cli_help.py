@@ -121,7 +121,7 @@ def test_cloud_choices_come_from_the_adapter_registry():
 
 @pytest.mark.parametrize(("args", "expected"), [
     (["publish", "--cloud", "aws", "--arch", "riscv64", "--image", "x.raw"],
-     "Invalid value for '--arch' / '-a': Value error, 'riscv64' is not one of 'x86_64', 'aarch64'"),
+     "Invalid value for '--arch' / '-a': 'riscv64' is not one of 'x86_64', 'aarch64'"),
     (["publish", "--cloud", "awz", "--image", "x.raw"], "'awz' is not one of 'aws', 'huawei', 'tencent'"),
     (["publish", "--cloud", "aws", "--upload", "S4", "--image", "x.raw"], "'S4' is not one of 'ebs', 's3'"),
     (["publish", "--cloud", "aws", "--boot-mode", "bios", "--image", "x.raw"], "'bios' is not one of 'uefi'"),
