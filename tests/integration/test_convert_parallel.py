@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from eulerpub import convert, imagefile
+from eulerpub import convert, imagefile, proc
 from eulerpub.errors import ToolError
+from tests.disks import hybrid_head
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img is not installed")]
@@ -93,31 +95,48 @@ def test_a_failed_conversion_fails_the_whole_call_and_leaves_no_partial_file(dis
     assert not list(tmp_path.rglob(".*.tmp")) and not (tmp_path / "missing-dir").exists()
 
 
-def _running_with(text: str) -> list[int]:
-    """Processes whose command line mentions `text`."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if text in cmdline.read_bytes().decode(errors="replace"):
-                found.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return found
+def test_an_interrupt_stops_every_running_conversion_and_leaves_nothing(tmp_path, monkeypatch):
+    source = tmp_path / "source" / "big.raw"
+    source.parent.mkdir()
+    source.write_bytes(hybrid_head(64 * MiB)[:512] + random.Random(3).randbytes(64 * MiB - 512))  # seconds of work
+    out = tmp_path / "out"
+    out.mkdir()
+    spawned = []
+    spawn = proc.spawn
 
+    def recording(*args, **kwargs):
+        context = spawn(*args, **kwargs)
+        process = context.__enter__()
+        if "convert" in process.args:  # not the inspection's qemu-img info
+            spawned.append(process)
+        return _Entered(context, process)
 
-def test_an_interrupt_stops_every_running_conversion_and_leaves_nothing(disk, tmp_path, monkeypatch):
-    started: list[int] = []
-    sleep = time.sleep
+    sleep, fired = time.sleep, []
 
     def interrupted(seconds):
-        if started:  # only convert_all's first wait is the interrupt (time.sleep is the module's, shared)
+        # once, while both run (time.sleep is the module's: stopping the tools may sleep too)
+        if fired or len(spawned) < 2 or any(p.poll() is not None for p in spawned):
             return sleep(seconds)
-        started.extend(_running_with(str(tmp_path)))
+        fired.append(True)
         raise KeyboardInterrupt
 
+    monkeypatch.setattr(convert.proc, "spawn", recording)
     monkeypatch.setattr(convert.time, "sleep", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        convert.convert_all(disk, {fmt: tmp_path / f"disk.{fmt}" for fmt in ("qcow2", "vmdk")}, jobs=2)
-    assert len(started) == 2  # both qemu-img runs were under way when the interrupt came
-    assert _running_with(str(tmp_path)) == []
-    assert list(tmp_path.iterdir()) == []
+        convert.convert_all(source, {fmt: out / f"disk.{fmt}" for fmt in ("qcow2", "vmdk")}, jobs=2)
+    assert len(spawned) == 2
+    assert [p.returncode for p in spawned] == [-signal.SIGTERM] * 2  # stopped, not finished
+    assert list(out.iterdir()) == []
+
+
+class _Entered:
+    """A context manager already entered: leaving it leaves the one it wraps."""
+
+    def __init__(self, context, value) -> None:
+        self._context, self._value = context, value
+
+    def __enter__(self):
+        return self._value
+
+    def __exit__(self, *exc):
+        return self._context.__exit__(*exc)
