@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import errno
 import importlib
 import json
@@ -93,7 +94,15 @@ class LazyGroup(TyperGroup):
             self.commands.setdefault(name, _Summary(name=name, help=verb.summary, hidden=verb.hidden))
 
     def resolve_command(self, ctx, args):
-        name, command, rest = super().resolve_command(ctx, args)
+        try:
+            name, command, rest = super().resolve_command(ctx, args)
+        except click_errors.UsageError as exc:  # typer suggests from every name; never a deprecated one
+            head, suggested, _ = exc.message.partition(" Did you mean ")
+            if suggested:
+                visible = [n for n, c in self.commands.items() if not c.hidden]
+                close = difflib.get_close_matches(args[0], visible)
+                exc.message = head + (f" Did you mean {', '.join(map(repr, close))}?" if close else "")
+            raise
         if isinstance(command, _Summary):
             command = self.commands[name] = load_verb(name)
         return name, command, rest

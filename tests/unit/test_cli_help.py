@@ -213,3 +213,14 @@ def test_shell_completion_sees_the_lazy_verbs(words, cword, expected):
                            "from eulerpub.cli.app import main; main()"], env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.stdout.split() == expected, done.stderr
+
+
+@pytest.mark.parametrize(("typo", "said"), [
+    ("releasee", "error: No such command 'releasee'. Did you mean 'release'?\n"),  # not the hidden 'releases'
+    ("buidl", "error: No such command 'buidl'. Did you mean 'build'?\n"),
+    ("deploy", "error: No such command 'deploy'.\n"),
+])
+def test_an_unknown_verb_suggests_only_visible_ones(cli, typo, said):
+    result = cli(typo)
+    assert result.exit_code == 2
+    assert result.stderr == said
