@@ -256,7 +256,7 @@ def run_build(plan: BuildPlan, *, force: bool = False,
     plan.output.mkdir(parents=True, exist_ok=True)
     if hostenv.free_bytes(plan.output) < MIN_FREE_BYTES:
         raise EulerpubError(f"less than {MIN_FREE_BYTES // 1024**3} GiB free under {plan.output}; "
-                            "free some space or pick another --output")
+                            "free some space or pick another --build-dir")
     facts = hostenv.detect()
     if bootmodes.LAYOUT_ELEMENT["hybrid"] in plan.elements and facts.esp_method == "none":
         raise EulerpubError("this host can neither mount vfat nor write FAT with mtools, so it cannot build an "
