@@ -210,6 +210,10 @@ def user_data(public_key: str, *, users: Sequence[dict[str, object]] = (), runcm
     config: dict[str, object] = {"ssh_authorized_keys": [key]}
     if extra:
         config["users"] = ["default", *extra]
+    if check_user:
+        # The scripts delete the default user; cloud-init's final stage would then fail printing its key
+        # fingerprints (ssh-authkey-fingerprints: getpwnam() finds no such user) and report status error.
+        config["no_ssh_fingerprints"] = True
     config["runcmd"] = [["sh", "-c", "echo EULERPUB-BOOTCHECK-RUNCMD > /dev/console"], *runcmd]
     message = MIMEMultipart()
     message.attach(MIMEText("#cloud-config\n" + yaml.safe_dump(config, sort_keys=False), "cloud-config"))

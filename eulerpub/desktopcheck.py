@@ -187,9 +187,10 @@ def _rdp_frame(_guest: Guest, forwards: dict[int, int], seed: DesktopSeed, frame
     try:
         display = f":{xvfb.stdout.readline().decode().strip()}" if xvfb.stdout else ""
         env = {**os.environ, "DISPLAY": display}
-        argv = ["xfreerdp", f"/v:127.0.0.1:{forwards[RDP_PORT]}", f"/u:{RDP_USER}", "/d:", "/from-stdin",
+        argv = ["xfreerdp", f"/v:127.0.0.1:{forwards[RDP_PORT]}", f"/u:{RDP_USER}", "/from-stdin:force",
                 "/cert:ignore", f"/size:{width}x{height}", "/bpp:24", "-grab-keyboard", "/log-level:ERROR"]
-        # No controlling terminal (proc starts a new session), so FreeRDP reads the password from stdin, not /dev/tty.
+        # No controlling terminal (proc starts a new session), so FreeRDP reads the password from stdin, not /dev/tty;
+        # ":force" makes it ask (without it FreeRDP 2 asks only under NLA, which xrdp does not offer).
         client = proc.start(argv, env=env, stdin=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert client.stdin is not None
         client.stdin.write(f"{seed.rdp_password}\n".encode())
