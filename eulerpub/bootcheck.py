@@ -196,7 +196,8 @@ def qemu_argv(*, overlay: Path, seed: Path, port: int, console: Path, accel: str
 
 
 def user_data(public_key: str, *, users: Sequence[dict[str, object]] = (), runcmd: Sequence[object] = (),
-              scripts: Sequence[str] = (), check_user: bool = False) -> str:
+              scripts: Sequence[str] = (), check_user: bool = False,
+              write_files: Sequence[dict[str, object]] = ()) -> str:
     """The seed's user-data: multipart MIME with one cloud-config and a text/x-shellscript part per script.
 
     The default user gets `public_key`; `users` and `runcmd` are what checks add; with `check_user`, CHECK_USER
@@ -214,6 +215,8 @@ def user_data(public_key: str, *, users: Sequence[dict[str, object]] = (), runcm
         # The scripts delete the default user; cloud-init's final stage would then fail printing its key
         # fingerprints (ssh-authkey-fingerprints: getpwnam() finds no such user) and report status error.
         config["no_ssh_fingerprints"] = True
+    if write_files:
+        config["write_files"] = list(write_files)
     config["runcmd"] = [["sh", "-c", "echo EULERPUB-BOOTCHECK-RUNCMD > /dev/console"], *runcmd]
     message = MIMEMultipart()
     message.attach(MIMEText("#cloud-config\n" + yaml.safe_dump(config, sort_keys=False), "cloud-config"))
@@ -332,6 +335,7 @@ def _boot_once(image: Path, inspected: imagefile.ImageFile, work: Path, *, arch:
     extras = _CheckSeeds.prepare(checks)
     (work / "user-data").write_text(user_data((work / "id_ed25519.pub").read_text(), users=extras.users,
                                               runcmd=extras.runcmd, scripts=extras.scripts,
+                                              write_files=extras.write_files,
                                               check_user=extras.root_password is not None))
     (work / "user-data").chmod(0o600)
     (work / "meta-data").write_text("instance-id: eulerpub-bootcheck\nlocal-hostname: eulerpub-test\n")
@@ -384,6 +388,7 @@ class _CheckSeeds:
 
     users: list[dict[str, object]] = field(default_factory=list)
     runcmd: list[object] = field(default_factory=list)
+    write_files: list[dict[str, object]] = field(default_factory=list)
     scripts: list[str] = field(default_factory=list)
     forwards: dict[int, int] = field(default_factory=dict)  # guest port -> host port
     desktop: object | None = None  # a desktopcheck.DesktopSeed
@@ -399,6 +404,7 @@ class _CheckSeeds:
             config = desktop.cloud_config(desktopcheck.password_hash(desktop.rdp_password))
             seeds.users += config["users"]  # type: ignore[arg-type]
             seeds.runcmd += config["runcmd"]  # type: ignore[arg-type]
+            seeds.write_files += config["write_files"]  # type: ignore[arg-type]
             seeds.forwards = {guest: free_port() for guest in desktopcheck.GUEST_PORTS}
             seeds.desktop = desktop
         if "hpcnow" in checks:

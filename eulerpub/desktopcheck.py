@@ -68,6 +68,10 @@ class DesktopSeed:
                 {"name": VNC_USER, "shell": "/bin/bash"},
             ],
             "runcmd": [["sh", "-c", f"echo '{self.vnc_password}' | eulerpub-desktop-vnc {VNC_USER} {VNC_DISPLAY}"]],
+            # Under TCG gnome-shell takes minutes to start: systemd's default start timeout for the user unit
+            # kills it and starts it again, for ever. The first real boot showed exactly that.
+            "write_files": [{"path": "/etc/systemd/user/org.gnome.Shell@x11.service.d/50-eulerpub-slow-vm.conf",
+                             "content": "[Service]\nTimeoutStartSec=900\n"}],
         }
 
 

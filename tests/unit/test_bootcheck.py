@@ -69,7 +69,8 @@ def test_user_data_is_mime_with_one_cloud_config_and_the_scripts():
     assert config["ssh_authorized_keys"] == ["ssh-ed25519 AAAA test"] and "users" not in config
 
     data = bootcheck.user_data("ssh-ed25519 AAAA test", users=[{"name": "u1"}], runcmd=[["true"]],
-                               scripts=["#!/bin/bash\necho one\n", "#!/bin/bash\necho two\n"], check_user=True)
+                               scripts=["#!/bin/bash\necho one\n", "#!/bin/bash\necho two\n"], check_user=True,
+                               write_files=[{"path": "/etc/x", "content": "y"}])
     parts = _parts(data)
     assert [kind for kind, _ in parts] == ["text/cloud-config", "text/x-shellscript", "text/x-shellscript"]
     assert [body for _, body in parts[1:]] == ["#!/bin/bash\necho one\n", "#!/bin/bash\necho two\n"]
@@ -79,6 +80,8 @@ def test_user_data_is_mime_with_one_cloud_config_and_the_scripts():
     assert check_user["name"] == bootcheck.CHECK_USER and check_user["ssh_authorized_keys"] == ["ssh-ed25519 AAAA test"]
     assert config["users"][2] == {"name": "u1"}
     assert config["runcmd"][-1] == ["true"] and "EULERPUB-BOOTCHECK-RUNCMD" in str(config["runcmd"][0])
+    assert config["write_files"] == [{"path": "/etc/x", "content": "y"}]
+    assert config["no_ssh_fingerprints"] is True  # the scripts delete the default user, whose keys it would print
 
 
 def test_qemu_argv_forwards_more_guest_ports(tmp_path):

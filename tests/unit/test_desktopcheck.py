@@ -66,6 +66,9 @@ def test_the_seed_carries_no_plain_rdp_password():
     assert vnc["name"] == desktopcheck.VNC_USER
     assert seed.rdp_password not in str(config)
     assert f"eulerpub-desktop-vnc {desktopcheck.VNC_USER} :1" in config["runcmd"][0][2]
+    (drop_in,) = config["write_files"]  # gnome-shell's start outlasts systemd's default timeout under TCG
+    assert drop_in["path"].startswith("/etc/systemd/user/org.gnome.Shell@x11.service.d/")
+    assert "TimeoutStartSec=" in drop_in["content"]
 
 
 class _Guest:
