@@ -45,12 +45,13 @@ from pathlib import Path
 import yaml
 
 from eulerpub import bootmodes, hostenv, imagefile, proc
-from eulerpub.errors import EulerpubError, UsageError
+from eulerpub.errors import EulerpubError, ToolError, UsageError, signal_name
 from eulerpub.manifest import Artifact, BuildRecord, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 BOOT_BUDGET_S = 300  # TCG boots took 72-133 s here to cloud-init final; 300 s leaves room for a busy host
+VM_STOP_GRACE_S = 20  # seconds QEMU gets after SIGTERM before SIGKILL
 CHECK_TIMEOUT_S = 240  # one check's commands (an MPI compile under TCG is the slowest)
 GROW_BYTES = 2 * 1024**3  # the test disk is this much larger than the image, so growpart has work to do
 GUEST_MEMORY_MB = 2048
@@ -252,10 +253,13 @@ class Guest:
         log.debug("guest$ %s", command)
         for attempt in range(retries + 1):
             try:
-                result = subprocess.run(self.ssh_argv(command), input=stdin.decode() if stdin else None,
-                                        capture_output=True, text=True, timeout=timeout, check=False)
-            except subprocess.TimeoutExpired as exc:
+                done = proc.run(self.ssh_argv(command), input=stdin, timeout=timeout, check=False)
+            except ToolError as exc:
+                if exc.timeout is None:
+                    raise
                 return subprocess.CompletedProcess(exc.cmd, 124, "", f"timed out after {timeout:.0f} s")
+            result = subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(errors="replace"),
+                                                 done.stderr.decode(errors="replace"))
             if result.returncode != SSH_TRANSPORT_FAILURE or attempt == retries:
                 return result
             log.debug("ssh transport failure (%s), retrying", result.stderr.strip()[-120:])
@@ -347,13 +351,12 @@ def _boot_once(image: Path, inspected: imagefile.ImageFile, work: Path, *, arch:
                      firmware=firmware, forwards=extras.forwards,
                      memory_mb=DESKTOP_MEMORY_MB if extras.desktop else GUEST_MEMORY_MB)
     step(f"booting under QEMU, {firmware} ({report.accel}: {report.accel_reason})")
-    log.debug("+ %s", " ".join(argv))
     results: list[CheckResult] = []
-    vm = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    vm = proc.start(argv, stderr=subprocess.STDOUT)  # its own process group, stopped below whatever happens
     boot = ModeBoot(firmware=firmware, passed=False)
     try:
         guest = Guest(port, key, CHECK_USER if extras.root_password is not None else user)
-        booted, detail = _wait_for_ssh(vm, guest, started + budget_s)
+        booted, detail = _wait_for_ssh(vm, guest, started + budget_s, budget_s)
         boot.boot_seconds = round(time.monotonic() - started, 1) if booted else None
         results.append(CheckResult("booted", booted, f"{detail} (as {guest.user})", firmware))
 
@@ -373,7 +376,7 @@ def _boot_once(image: Path, inspected: imagefile.ImageFile, work: Path, *, arch:
             results.extend(CheckResult(n, False, "not run: the guest did not boot", firmware)
                            for n in checks if n != "booted")
     finally:
-        _stop_vm(vm)
+        proc.stop(vm, VM_STOP_GRACE_S)
         boot.total_seconds = round(time.monotonic() - started, 1)
         boot.passed = bool(results) and all(r.passed for r in results)
         report.checks.extend(results)
@@ -506,28 +509,21 @@ def _keep_console(console: Path, image: Path, firmware: str) -> Path:
     return target
 
 
-def _wait_for_ssh(vm: subprocess.Popen[bytes], guest: Guest, deadline: float) -> tuple[bool, str]:
+def _wait_for_ssh(vm: subprocess.Popen[bytes], guest: Guest, deadline: float, budget_s: float) -> tuple[bool, str]:
+    """Poll SSH until `deadline`; `budget_s` is what the message names (the boot's budget, `--timeout`)."""
     last = ""
     while time.monotonic() < deadline:
         if vm.poll() is not None:
             output = (vm.stdout.read() if vm.stdout else b"").decode(errors="replace").strip()
-            return False, f"QEMU exited with code {vm.returncode}: {output[-300:]}"
+            code = vm.returncode
+            how = f"{vm.args[0]} was killed by {signal_name(-code)}" if code < 0 else f"QEMU exited with code {code}"
+            return False, f"{how}: {output[-300:]}"
         result = guest.run("true", timeout=30, retries=0)  # this loop is the retry
         if result.returncode == 0:
             return True, "SSH login with the seeded key worked"
         last = (result.stderr or "").strip()
         time.sleep(SSH_POLL_S)
-    return False, f"no SSH login within {BOOT_BUDGET_S} s (last: {last or 'no answer'})"
-
-
-def _stop_vm(vm: subprocess.Popen[bytes]) -> None:
-    if vm.poll() is None:
-        vm.terminate()
-        try:
-            vm.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            vm.kill()
-            vm.wait()
+    return False, f"no SSH login within {budget_s:g} s (last: {last or 'no answer'})"
 
 
 def check_cloud_init(guest: Guest, _size: int) -> CheckResult:

@@ -117,29 +117,6 @@ def test_mpi_check_needs_both_ranks_for_both_mpis():
     assert not bootcheck.check_mpi(one_rank, 0).passed
 
 
-def test_ssh_transport_failures_are_retried_but_command_failures_are_not(monkeypatch, tmp_path):
-    answers = [(255, "kex_exchange_identification: Connection reset by peer"), (255, "reset"), (0, "")]
-    calls = []
-
-    def fake_run(argv, **_):
-        calls.append(argv)
-        code, err = answers.pop(0)
-        return subprocess.CompletedProcess(argv, code, "", err)
-
-    monkeypatch.setattr(bootcheck.subprocess, "run", fake_run)
-    monkeypatch.setattr(bootcheck, "SSH_RETRY_PAUSE_S", 0)
-    guest = bootcheck.Guest(2222, tmp_path / "key", "openeuler")
-    assert guest.run("true").returncode == 0 and len(calls) == 3
-
-    answers[:] = [(1, "no such file")]
-    calls.clear()
-    assert guest.run("false").returncode == 1 and len(calls) == 1
-
-    answers[:] = [(255, "reset")] * 3
-    calls.clear()
-    assert guest.run("true", retries=2).returncode == 255 and len(calls) == 3
-
-
 def test_qemu_argv_per_firmware_mode(tmp_path):
     common = dict(overlay=tmp_path / "o.qcow2", seed=tmp_path / "s.iso", port=2222, console=tmp_path / "c")
     bios = bootcheck.qemu_argv(accel="tcg", firmware="bios", **common)
