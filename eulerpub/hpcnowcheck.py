@@ -171,7 +171,7 @@ def judge(facts: dict[str, list[str]]) -> tuple[list[str], list[str]]:
         problems.append(f"the 'at now' job did not run within {AT_WAIT_S} s (submit exit "
                         f"{facts.get('at-submit', ['?'])[0]}, {replay.get('atd', 'atd not started')})")
     munge = facts.get("munge", [""])[0]
-    if munge.startswith("STATUS: Success"):
+    if " ".join(munge.split()).startswith("STATUS: Success"):  # unmunge pads it: "STATUS:          Success (0)"
         notes.append("munge -n | unmunge: Success")
     else:
         before = [facts[k][0] for k in ("munge-key", "munge-start") if k in facts]

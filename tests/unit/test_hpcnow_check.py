@@ -218,7 +218,7 @@ def sshpass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def probe_output(**override: str) -> str:
     """What the root session prints on a good guest: the Debian stand-in's replay log, at, munge, modules."""
-    facts = {"uid": "0", "at-submit": "0", "at-output": "at-ran", "munge": "STATUS: Success (0)",
+    facts = {"uid": "0", "at-submit": "0", "at-output": "at-ran", "munge": "STATUS:          Success (0)",
              "modules": "/usr/share/modules/modulefiles: mpi/ mpi/mpich mpi/openmpi "}
     facts.update(override)
     replay_log = [
