@@ -1,0 +1,92 @@
+"""End to end: the hpcnow profile (HPC toolchain + GNOME remote desktop + HPC-NOW's bootstrap set) built on the
+stand-in, booted once (SeaBIOS, TCG) and proven: cloud-init, growroot, mpi, desktop (RDP with FreeRDP and VNC with
+vncdotool, both frames showing GNOME) and hpcnow (HPC-NOW's user_data replayed, root in with its password). In
+the same boot, gdm stopped: the desktop check fails with a one-line reason.
+
+Select with `-m e2e`; skip with `-m "not e2e"`. About 19 minutes on 2 cores with warm caches (build ~7-8 min,
+boot test ~10 min).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from eulerpub import bootcheck, desktopcheck
+from eulerpub.manifest import read_record
+from tests.e2e.builds import build_standin
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.timeout(5400),
+    pytest.mark.skipif(os.geteuid() != 0, reason="diskimage-builder needs root (loop devices, mounts)"),
+]
+
+DESKTOP_PACKAGES = ("gnome-shell", "gnome-session", "gdm3", "xrdp", "xorgxrdp", "tigervnc-standalone-server",
+                    "firefox-esr", "fonts-noto-cjk", "fonts-wqy-zenhei", "munge", "sshpass", "at")
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def test_hpcnow_standin_desktop_and_hpcnow_checks(cli, openeuler_mirror, persistent_cache, tmp_path, monkeypatch):
+    built = build_standin("hpcnow-standin", openeuler_mirror, tmp_path / "builds")
+    record_path = built.record_path
+    record = read_record(record_path)
+    assert record.profile == "hpcnow-standin"
+    assert {"mpi", "desktop", "hpcnow"} <= set(record.checks)
+    for name in DESKTOP_PACKAGES:
+        assert any(p.startswith(f"{name}-") for p in record.packages), f"{name} is not in the package list"
+
+    # After every check passed, in the same boot: gdm stopped, the desktop check again.
+    broken: list[bootcheck.CheckResult] = []
+
+    def stop_gdm(guest: bootcheck.Guest, rerun) -> None:
+        stopped = guest.run("sudo systemctl stop gdm3 2>/dev/null || sudo systemctl stop gdm", timeout=120)
+        assert stopped.returncode == 0, stopped.stderr
+        broken.append(rerun("desktop"))
+
+    # SeaBIOS only (tests/profiles/hpcnow-standin.yaml says why), with the gdm-stopped step after the checks.
+    real = bootcheck.boot_test
+    monkeypatch.setattr(bootcheck, "boot_test",
+                        lambda image, **kw: real(image, **{**kw, "modes": ["bios"], "after": stop_gdm}))
+    shots = tmp_path / "shots"
+    started = time.monotonic()
+    tested = cli("test", str(record_path), "--screenshot", str(shots), "--json")
+    boot_s = time.monotonic() - started
+    report = json.loads(tested.stdout)
+    failed = {c["name"]: c["detail"] for c in report["checks"] if not c["passed"]}
+    assert tested.exit_code == 0 and not failed, f"{failed}; console: {report.get('console_log')}"
+    assert {c["name"] for c in report["checks"]} == {"booted", "cloud-init", "growroot", "mpi", "desktop", "hpcnow"}
+    assert report["modes"] == {"bios": "passed"}
+
+    # The frames: kept where asked and beside the record, real PNGs of the client's size, showing GNOME.
+    for name in ("desktop-rdp.png", "desktop-vnc.png"):
+        for where in (shots, record_path.parent / bootcheck.FRAMES_DIR):
+            assert (where / name).is_file(), f"{name} not kept in {where}"
+        assert _png_size(shots / name)[0] >= 800
+        verdict = desktopcheck.read_frame(shots / name)
+        assert verdict.shows_desktop, f"{name}: {verdict.reason}"
+    assert _png_size(shots / "desktop-rdp.png") == desktopcheck.FRAME_SIZE
+    kept = json.loads((record_path.parent / bootcheck.RESULT_NAME).read_text())
+    desktop = next(c for c in kept["checks"] if c["name"] == "desktop")
+    assert desktop["passed"] and "RDP as" in desktop["detail"] and "VNC as" in desktop["detail"]
+
+    # The failing case: one line naming the cause.
+    (after,) = broken
+    assert not after.passed and after.detail.startswith("gdm is not running"), after.detail
+    assert "\n" not in after.detail
+
+    boots = ", ".join(f"{b['firmware']} {b['total_seconds']:.0f} s (SSH at {b['boot_seconds']:.0f} s)"
+                      for b in report["boots"])
+    print(f"hpcnow e2e wall times: build {built.seconds:.0f} s, boot test {boot_s:.0f} s ({boots}; "
+          f"{report['accel']})")
+
