@@ -499,3 +499,21 @@ def test_desktop_without_a_skipped_xrdp(oe1: OpenEulerRoot) -> None:
     assert "systemctl enable vncserver@:1.service" in oe1.calls()
     # xrdp required (not optional) and missing: the build stops
     assert oe1.run("desktop", "post-install.d", "60-desktop-services").returncode == 1
+
+
+def test_cloud_init_units_enabled_by_their_unit_files(oe1: OpenEulerRoot) -> None:
+    """The units are found by their files (systemctl cat fails in a chroot); an alias name is never enabled."""
+    for unit in ("cloud-init-local.service", "cloud-init.service", "cloud-config.service", "cloud-final.service",
+                 "sshd.service", "chronyd.service"):
+        oe1.write(f"/etc/systemd/system/{unit}", "[Unit]\n")  # /usr is the host's, overlaid, while it runs
+    oe1.path("/etc/systemd/system/chrony.service").symlink_to("chronyd.service")  # an alias, as Debian's sshd
+    oe1.write("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n")
+    oe1.write("/etc/shadow", "root:!:19000:0:99999:7:::\n")
+    oe1.write("/etc/group", "root:x:0:\n")
+    oe1.write("/etc/ssh/sshd_config", "PermitRootLogin yes\nPasswordAuthentication yes\n")
+    ok(oe1.run("openeuler-cloud", "install.d", "50-openeuler-cloud-init"))
+    enabled = {call for call in oe1.calls() if call.startswith("systemctl enable")}
+    assert {f"systemctl enable {u}" for u in ("cloud-init-local.service", "cloud-init.service",
+                                              "cloud-config.service", "cloud-final.service",
+                                              "sshd.service", "chronyd.service")} <= enabled
+    assert "systemctl enable chrony.service" not in enabled
