@@ -33,6 +33,7 @@ from .server import (
     STUCK,
     THROTTLE,
     Call,
+    Emulator,
     Faults,
     HttpRequest,
     HttpResponse,
@@ -128,7 +129,7 @@ def _dry_run(params: dict) -> None:
         raise CvmError("DryRunOperation", "DryRun request would have succeeded.")
 
 
-class CvmEmulator:
+class CvmEmulator(Emulator):
     """Tencent CVM image APIs on 127.0.0.1, all regions on one port.
 
     `object_exists(url)` decides whether the COS object behind an ImageUrl exists; by default it checks
@@ -174,18 +175,8 @@ class CvmEmulator:
         }
 
     # ---- lifecycle and test helpers -------------------------------------------------------------------
-    def start(self) -> CvmEmulator:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> CvmEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _threads(self) -> tuple[ServerThread]:
+        return (self._server,)
 
     @property
     def endpoint(self) -> str:

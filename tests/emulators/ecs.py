@@ -30,6 +30,7 @@ from .server import (
     STUCK,
     THROTTLE,
     Call,
+    Emulator,
     Faults,
     HttpRequest,
     HttpResponse,
@@ -101,7 +102,7 @@ class Image:
                                                               "Type": "system"}]}}
 
 
-class EcsEmulator:
+class EcsEmulator(Emulator):
     """ECS image APIs and RAM GetRole on 127.0.0.1. `object_size(bucket, key)` answers what ImportImage finds in
     OSS (None: no such object); `import_role` (the role's trust policy, or None) is what GetRole answers for
     AliyunECSImageImportDefaultRole and whether ImportImage may read OSS."""
@@ -133,18 +134,8 @@ class EcsEmulator:
         }
 
     # ---- lifecycle and test helpers -------------------------------------------------------------------
-    def start(self) -> EcsEmulator:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> EcsEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _threads(self) -> tuple[ServerThread]:
+        return (self._server,)
 
     @property
     def url(self) -> str:

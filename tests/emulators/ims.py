@@ -35,6 +35,7 @@ from .server import (
     STUCK,
     THROTTLE,
     Call,
+    Emulator,
     Faults,
     HttpRequest,
     HttpResponse,
@@ -192,7 +193,7 @@ def _pending_status(job: Job, before: str, during: str) -> str:
     return before if job.progress.looks <= 1 else during
 
 
-class ImsEmulator:
+class ImsEmulator(Emulator):
     """Huawei IMS v2 on 127.0.0.1, one port per region, shared state.
 
     `object_exists(bucket, key)` decides whether an OBS object referenced by `image_url` exists; by default
@@ -225,20 +226,8 @@ class ImsEmulator:
         self._servers = {r: ServerThread(partial(self._handle, r), self.crashes) for r in regions}
 
     # ---- lifecycle and test helpers -------------------------------------------------------------------
-    def start(self) -> ImsEmulator:
-        for server in self._servers.values():
-            server.start()
-        return self
-
-    def stop(self) -> None:
-        for server in self._servers.values():
-            server.stop()
-
-    def __enter__(self) -> ImsEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _threads(self) -> list[ServerThread]:
+        return list(self._servers.values())
 
     @property
     def regions(self) -> list[str]:

@@ -15,11 +15,11 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 
@@ -82,6 +82,28 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     app: App
     crashes: list[str]
+
+
+class Emulator:
+    """What every emulator shares: start and stop its ServerThreads (`_threads`), and `with emulator:`."""
+
+    def _threads(self) -> Iterable[ServerThread]:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        for server in self._threads():
+            server.start()
+        return self
+
+    def stop(self) -> None:
+        for server in self._threads():
+            server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 class ServerThread:
