@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,20 +200,18 @@ def _rdp_frame(_guest: Guest, forwards: dict[int, int], seed: DesktopSeed, frame
         assert client.stdin is not None
         client.stdin.write(f"{seed.rdp_password}\n".encode())
         client.stdin.close()
-        verdict = FrameVerdict(False, "no frame captured")
-        while time.monotonic() < deadline:
-            time.sleep(FRAME_POLL_S)
+
+        def grab() -> FrameVerdict:
             if client.poll() is not None:
                 out = (client.stdout.read() if client.stdout else b"").decode(errors="replace")
                 lines = [line for line in out.splitlines() if line.strip()]
-                return FrameVerdict(False, f"xfreerdp exited with code {client.returncode}"
-                                    + (f": {lines[-1][-200:]}" if lines else ""))
+                raise _ClientEnded(FrameVerdict(False, f"xfreerdp exited with code {client.returncode}"
+                                                + (f": {lines[-1][-200:]}" if lines else "")))
             if not _run_ok(["import", "-display", display, "-window", "root", str(frame)], env=env):
-                continue
-            verdict = read_frame(frame)
-            if verdict.shows_desktop:
-                return verdict
-        return verdict
+                return FrameVerdict(False, "no frame captured (ImageMagick's import could not read the display)")
+            return read_frame(frame)
+
+        return poll_frames(deadline, grab)
     finally:
         for process in (client, xvfb):
             _stop(process)
@@ -241,32 +240,51 @@ def _vnc_frame(guest: Guest, _forwards: dict[int, int], seed: DesktopSeed, frame
     tunnel = proc.start([*guest.ssh_argv("true")[:-2], "-N", "-o", "ExitOnForwardFailure=yes",
                          "-L", f"127.0.0.1:{local}:127.0.0.1:{VNC_PORT}", f"{guest.user}@127.0.0.1"],
                         stdout=subprocess.DEVNULL)
-    verdict = FrameVerdict(False, "no frame captured")
+
+    def grab() -> FrameVerdict:
+        if tunnel.poll() is not None:
+            said = (tunnel.stderr.read() if tunnel.stderr else b"").decode(errors="replace").strip()
+            raise _ClientEnded(FrameVerdict(False, f"the SSH tunnel to VNC port {VNC_PORT} closed: {said[-200:]}"))
+        frame.unlink(missing_ok=True)
+        try:
+            grabbed = proc.run([sys.executable, "-c", VNC_GRAB, f"127.0.0.1::{local}", str(frame)],
+                               input=f"{seed.vnc_password}\n".encode(), check=False, timeout=120)
+        except ToolError as exc:
+            if exc.timeout is None:
+                raise
+            return FrameVerdict(False, "vncdotool got no frame within 120 s")
+        if grabbed.returncode != 0 or not frame.is_file():
+            text = (grabbed.stderr or b"").decode(errors="replace").strip().splitlines()
+            return FrameVerdict(False, f"vncdotool failed: {text[-1][-200:] if text else grabbed.returncode}")
+        return read_frame(frame)
+
     try:
-        while time.monotonic() < deadline:
-            time.sleep(FRAME_POLL_S)
-            if tunnel.poll() is not None:
-                said = (tunnel.stderr.read() if tunnel.stderr else b"").decode(errors="replace").strip()
-                return FrameVerdict(False, f"the SSH tunnel to VNC port {VNC_PORT} closed: {said[-200:]}")
-            frame.unlink(missing_ok=True)
-            try:
-                grabbed = proc.run([sys.executable, "-c", VNC_GRAB, f"127.0.0.1::{local}", str(frame)],
-                                   input=f"{seed.vnc_password}\n".encode(), check=False, timeout=120)
-            except ToolError as exc:
-                if exc.timeout is None:
-                    raise
-                verdict = FrameVerdict(False, "vncdotool got no frame within 120 s")
-                continue
-            if grabbed.returncode != 0 or not frame.is_file():
-                text = (grabbed.stderr or b"").decode(errors="replace").strip().splitlines()
-                verdict = FrameVerdict(False, f"vncdotool failed: {text[-1][-200:] if text else grabbed.returncode}")
-                continue
-            verdict = read_frame(frame)
-            if verdict.shows_desktop:
-                return verdict
-        return verdict
+        return poll_frames(deadline, grab)
     finally:
         _stop(tunnel)
+
+
+class _ClientEnded(Exception):
+    """The client (or its tunnel) is gone: no later frame can come, so the wait ends with this verdict."""
+
+    def __init__(self, verdict: FrameVerdict) -> None:
+        super().__init__(verdict.reason)
+        self.verdict = verdict
+
+
+def poll_frames(deadline: float, grab: Callable[[], FrameVerdict]) -> FrameVerdict:
+    """Grabs a frame every FRAME_POLL_S until one shows a desktop or `deadline` (monotonic) passes, and returns the
+    last verdict; a grab that raises _ClientEnded ends the wait at once. One loop for the RDP and the VNC client."""
+    verdict = FrameVerdict(False, "no frame captured")
+    while time.monotonic() < deadline:
+        time.sleep(FRAME_POLL_S)
+        try:
+            verdict = grab()
+        except _ClientEnded as ended:
+            return ended.verdict
+        if verdict.shows_desktop:
+            return verdict
+    return verdict
 
 
 def _run_ok(argv: list[str], **kwargs) -> bool:

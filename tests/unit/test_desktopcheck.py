@@ -103,3 +103,27 @@ def test_check_names_the_first_thing_that_is_down(tmp_path, monkeypatch):
     assert result.detail.startswith("the graphical target is not reached (default multi-user.target")
     result = desktopcheck.check(_Guest(UP, {3389}), seed, {3389: 1}, tmp_path)
     assert result.detail == "the VNC server does not listen on port 5901"
+
+
+def test_poll_frames_waits_for_a_desktop_and_stops_when_the_client_ends(monkeypatch):
+    monkeypatch.setattr(desktopcheck, "FRAME_POLL_S", 0)
+    login = desktopcheck.FrameVerdict(False, "the frame shows a login prompt ('password')")
+    desktop = desktopcheck.FrameVerdict(True, "GNOME's 'Activities' is on screen")
+    frames = iter([login, login, desktop, login])
+    calls = []
+
+    def grab():
+        calls.append(1)
+        return next(frames)
+
+    far = desktopcheck.time.monotonic() + 60
+    assert desktopcheck.poll_frames(far, grab) == desktop and len(calls) == 3
+
+    def ended():
+        raise desktopcheck._ClientEnded(desktopcheck.FrameVerdict(False, "xfreerdp exited with code 131"))
+
+    assert desktopcheck.poll_frames(far, ended).reason == "xfreerdp exited with code 131"
+    # Past the deadline: the last verdict, not a desktop; before any grab: "no frame captured".
+    assert desktopcheck.poll_frames(desktopcheck.time.monotonic() - 1, grab).reason == "no frame captured"
+    soon = desktopcheck.time.monotonic() + 0.05
+    assert desktopcheck.poll_frames(soon, lambda: login) == login
