@@ -38,8 +38,13 @@ ORDER = ("qcow2", "vmdk", "vhd", "raw")
 POLL_S = 0.1  # how often running conversions are checked: they take seconds to minutes
 
 
-def convert_argv(source: Path, dest: Path, fmt: str, *, source_format: str = "raw") -> list[str]:
-    base = ["qemu-img", "convert", "-f", QEMU_FORMAT[source_format], "-m", COROUTINES]
+def convert_argv(source: Path, dest: Path, fmt: str, *, source_format: str = "raw",
+                 force_share: bool = False) -> list[str]:
+    """The one qemu-img command line for writing `source` as `fmt`: output options and parallelism per format
+    (see the module docstring). Every conversion eulerpub runs is built here (builds, and the clouds' upload
+    conversions in clouds/diskfile.py). `force_share` (`-U`) reads a source another process may hold open."""
+    base = ["qemu-img", "convert", *(["-U"] if force_share else []), "-f", QEMU_FORMAT[source_format],
+            "-m", COROUTINES]
     if fmt == "qcow2":
         return [*base, "-W", "-O", "qcow2", "-c", "-o", "compression_type=zlib", str(source), str(dest)]
     if fmt == "vmdk":  # in order: a stream-optimized disk is read front to back

@@ -10,15 +10,12 @@ import logging
 import os
 from pathlib import Path
 
-from eulerpub import imagefile, proc
+from eulerpub import convert, imagefile, proc
 from eulerpub.clouds.base import DiskImage
 from eulerpub.paths import cache_dir
 from eulerpub.profiles import Format
 
 log = logging.getLogger(__name__)
-
-# Extra output options per target: streamOptimized is the compressed VMDK flavour VM Import documents.
-QEMU_OPTIONS: dict[str, list[str]] = {"vmdk": ["-o", "subformat=streamOptimized"], "raw": []}
 
 
 def converted_path(image: DiskImage, target: Format) -> Path:
@@ -28,7 +25,9 @@ def converted_path(image: DiskImage, target: Format) -> Path:
 def as_format(image: DiskImage, target: Format) -> Path:
     """`image` in `target` format: the file itself if it already is, else a cached conversion.
 
-    Raw output is sparse (qemu-img skips zeros), so holes cost no disk and are skipped by the EBS uploader.
+    The command line is the builds' (`convert.convert_argv`: streamOptimized VMDK in order, `-m`/`-W` where the
+    output stays valid). Raw output is sparse (qemu-img skips zeros), so holes cost no disk and are skipped by
+    the EBS uploader.
     The file is inspected as its declared format first, so neither the upload nor qemu-img reads a backing file,
     an external data file, or a header of another format.
     """
@@ -42,9 +41,8 @@ def as_format(image: DiskImage, target: Format) -> Path:
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     log.info("converting %s (%s) to %s", image.path.name, image.format, target)
     try:
-        proc.run(["qemu-img", "convert", "-U", "-f", imagefile.QEMU_FORMAT[image.format],
-                  "-O", imagefile.QEMU_FORMAT[target], *QEMU_OPTIONS.get(target, []), imagefile.qemu_path(image.path),
-                  tmp])
+        proc.run(convert.convert_argv(Path(imagefile.qemu_path(image.path)), tmp, target,
+                                      source_format=image.format, force_share=True))
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

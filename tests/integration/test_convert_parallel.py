@@ -140,3 +140,39 @@ class _Entered:
 
     def __exit__(self, *exc):
         return self._context.__exit__(*exc)
+
+
+@pytest.mark.parametrize("target", ["raw", "vmdk", "vhd"])
+def test_the_clouds_upload_conversions_use_the_builds_options_and_are_valid(disk, tmp_path, monkeypatch, target):
+    """clouds/diskfile.py converts a build's compressed qcow2 for an upload with the builds' command line
+    (qemu-img's parallel coroutines; out-of-order writes except for the streamOptimized VMDK), and the file it
+    leaves is the kind a cloud expects and holds the disk exactly."""
+    from eulerpub.clouds import diskfile
+    from eulerpub.clouds.base import DiskImage
+    from eulerpub.manifest import sha256_file
+
+    monkeypatch.setenv("EULERPUB_CACHE_DIR", str(tmp_path / "cache"))
+    qcow2 = convert.convert(disk, tmp_path / "disk.qcow2", "qcow2")
+    image = DiskImage(path=qcow2, format="qcow2", size=qcow2.stat().st_size, virtual_size=48 * MiB,
+                      sha256=sha256_file(qcow2))
+    ran, run = [], proc.run
+
+    def recording(argv, **kwargs):
+        if "convert" in argv:  # not the inspection's qemu-img info
+            ran.append(argv)
+        return run(argv, **kwargs)
+
+    monkeypatch.setattr(diskfile.proc, "run", recording)
+    out = diskfile.as_format(image, target)
+    [argv] = ran
+    assert argv == convert.convert_argv(qcow2, Path(argv[-1]), target, source_format="qcow2", force_share=True)
+    assert "-m" in argv and ("-W" in argv) == (target != "vmdk")
+    compare = qemu("compare", "-f", "raw", "-F", imagefile.QEMU_FORMAT[target], str(disk), str(out))
+    assert compare.returncode == 0, compare.stdout + compare.stderr
+    if target == "vmdk":
+        assert kind(out, "vmdk")["create-type"] == "streamOptimized"
+        check = qemu("check", "-f", "vmdk", str(out))
+        assert check.returncode == 0, check.stdout + check.stderr
+    if target == "vhd":
+        assert kind(out, "vhd")["disk-type"] == 2 and kind(out, "vhd")["virtual-size"] == 48 * MiB
+    assert diskfile.as_format(image, target) == out and len(ran) == 1  # cached by content: converted once
