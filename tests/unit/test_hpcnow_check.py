@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from eulerpub import hpcnowcheck
 from tests.unit.test_hpcnow_sshd import DEBIAN_SSHD_CONFIG, Root, ok
@@ -21,6 +22,7 @@ from tests.unit.test_hpcnow_sshd import pytestmark as CHROOT_MARKS
 PASSWORD = "Hpc-Now_pw-1"
 REPO = Path(__file__).resolve().parents[2]
 MUNGE_SCRIPT = REPO / "elements" / "hpcnow" / "post-install.d" / "60-hpcnow-munge"
+CLOUD_INIT_SCRIPT = REPO / "elements" / "hpcnow" / "install.d" / "60-hpcnow-cloud-init"
 
 
 def in_chroot(test):
@@ -141,6 +143,25 @@ def test_munge_without_mungekey_stops_the_build(tmp_path: Path) -> None:
     done = root.sh("exec /tmp/munge-script")
     assert done.returncode == 1
     assert done.stderr.strip() == "hpcnow: the munge packages installed no mungekey"
+
+
+@in_chroot
+def test_hpcnow_images_print_no_key_fingerprints_for_the_user_hpcnow_deletes(tmp_path: Path) -> None:
+    """Both elements' cloud.cfg.d drop-ins, written in a root as DIB runs them, read in cloud-init's order
+    (sorted by name, a later file's top-level key wins): the default user is still openeuler, and the
+    final-stage module that would look that user up after HPC-NOW's userdel is switched off."""
+    root = Root(tmp_path)
+    root.write("/etc/ssh/sshd_config", DEBIAN_SSHD_CONFIG.read_text())
+    ok(root.element("hpcnow"))
+    root.write("/tmp/cloud-init-script", CLOUD_INIT_SCRIPT.read_text())
+    root.path("/tmp/cloud-init-script").chmod(0o755)
+    ok(root.sh("exec /tmp/cloud-init-script"))
+    merged: dict[str, object] = {}
+    for drop_in in sorted(root.path("/etc/cloud/cloud.cfg.d").glob("*.cfg")):
+        merged.update(yaml.safe_load(drop_in.read_text()) or {})
+    assert merged["no_ssh_fingerprints"] is True
+    assert merged["system_info"]["default_user"]["name"] == "openeuler"  # type: ignore[index]
+    assert "openeuler" in hpcnowcheck.DELETED_USERS
 
 
 @in_chroot
