@@ -278,7 +278,7 @@ def run_build(plan: BuildPlan, *, force: bool = False,
             missing = missing_packages_sentence(log_path)
             if missing:
                 raise EulerpubError(f"{missing}; see {log_path}") from exc
-            raise EulerpubError(f"disk-image-create failed (exit {exc.returncode}); see its log: {log_path}",
+            raise EulerpubError(f"disk-image-create failed ({exc.ended}); see its log: {log_path}",
                                 hint="the last lines of the log name the failing element script") from exc
         finally:
             _remove_tree(Path(env["TMP_DIR"]))

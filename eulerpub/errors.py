@@ -71,6 +71,15 @@ class ToolError(EulerpubError):
         self.log = log
         self.timeout = timeout
 
+    @property
+    def ended(self) -> str:
+        """How the tool ended, for a sentence about it: "exit code 1", "killed by SIGKILL", "stopped after 60 s"."""
+        if self.timeout is not None:
+            return f"stopped after {self.timeout:g} s"
+        if self.returncode is not None and self.returncode < 0:
+            return f"killed by {signal_name(-self.returncode)}"
+        return f"exit code {self.returncode}"
+
 
 def signal_name(number: int) -> str:
     """SIGKILL for 9; "signal 99" for a number Python does not name."""

@@ -20,6 +20,7 @@ stem=""
 while [ $# -gt 0 ]; do case "$1" in -o) stem=$2; shift 2 ;; *) shift ;; esac; done
 echo "Running hooks from /tmp/x/hooks/root.d"
 [ -n "${DIB_FAKE_FAIL:-}" ] && { echo "${DIB_FAKE_FAIL_LINE:-element script failed}"; exit 1; }
+[ -n "${DIB_FAKE_KILL:-}" ] && kill -KILL $$  # as the OOM killer ends a build
 test -f "$DIB_LOCAL_IMAGE"
 mkdir -p "$stem.d/dib-manifests"
 printf 'bash\t5.2-1\tamd64\ncloud-init\t22.4\tall\n' >"$stem.d/dib-manifests/eulerpub-packages.tsv"
@@ -172,6 +173,17 @@ def test_failed_build_leaves_no_record_and_names_the_log(tmp_path, fake_env, mon
     described = json.loads(json.dumps(plan.describe()))  # what --dry-run --json prints, read back
     assert described["build_id"] == plan.build_id and described["directory"] == str(out / plan.build_id)
     assert described["dib"]["argv"] == plan.command.argv and described["base"]["sha256"] == plan.base.sha256
+
+
+@pytest.mark.parametrize(("variable", "ended"), [("DIB_FAKE_FAIL", "(exit code 1)"),
+                                                  ("DIB_FAKE_KILL", "(killed by SIGKILL)")])
+def test_a_failed_or_killed_dib_is_named_by_how_it_ended(tmp_path, fake_env, monkeypatch, variable, ended):
+    _calls, fetcher = fake_env
+    monkeypatch.setenv(variable, "1")
+    plan = build.plan_build(profile(), output=tmp_path / "builds", fetcher=fetcher)
+    with pytest.raises(EulerpubError) as caught:
+        build.run_build(plan)
+    assert str(caught.value).startswith(f"disk-image-create failed {ended}; see its log: "), str(caught.value)
 
 
 def test_cloud_credentials_and_host_steering_variables_never_reach_disk_image_create(tmp_path, fake_env,

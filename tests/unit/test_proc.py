@@ -83,6 +83,7 @@ def test_a_tool_killed_by_a_signal_is_named_by_it():
     with pytest.raises(ToolError) as caught:
         proc.run(["sh", "-c", "kill -KILL $$"])
     assert str(caught.value) == "sh was killed by SIGKILL"
+    assert caught.value.ended == "killed by SIGKILL"  # what a caller's own sentence says (build's, for DIB)
 
 
 def test_a_timeout_stops_the_whole_group_and_names_tool_and_limit(tmp_path):
@@ -91,7 +92,7 @@ def test_a_timeout_stops_the_whole_group_and_names_tool_and_limit(tmp_path):
     with pytest.raises(ToolError) as caught:
         proc.run(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], timeout=0.5)
     assert time.monotonic() - started < 10
-    assert caught.value.timeout == 0.5
+    assert caught.value.timeout == 0.5 and caught.value.ended == "stopped after 0.5 s"
     assert str(caught.value).startswith("`sh -c sleep 300 & echo $! > ") and \
         str(caught.value).endswith("did not finish within 0.5 s and was stopped")
     assert _group_gone(_wait_for(pidfile)), "the tool's child outlived the timeout"
@@ -143,6 +144,7 @@ def test_stream_failure_names_the_log(tmp_path):
     with pytest.raises(ToolError) as caught:
         proc.stream(["sh", "-c", "echo doing; exit 2"], log_file=log)
     assert str(caught.value) == f"`sh -c echo doing; exit 2` failed with exit code 2 (log: {log})"
+    assert caught.value.ended == "exit code 2"
 
 
 def test_start_and_stop_a_command_beside_eulerpub(tmp_path):
