@@ -13,7 +13,8 @@ replay's log (and so this check's output) says so.
 to reach compute nodes), and as root: an ``at now`` job runs, ``munge -n | unmunge`` succeeds, ``module avail``
 lists both MPIs (munge brought up as HPC-NOW's bootstrap does: the image ships neither a key nor a running
 munged; the check makes the key with ``mungekey`` and starts the package's unit). When the password login
-fails it reads ``sshd -T`` in the guest over the key login, to say whether the image's sshd policy refused it.
+fails it reads ``sshd -T`` in the guest over the key login, to say whether the image's sshd policy refused it,
+and ``sshd -T -ddd`` for the file and line that set the refusing value (sshd keeps the first it reads).
 
 The replay deletes ``openeuler`` and ``ec2-user``: the key login the diagnosis uses must belong to another user.
 """
@@ -233,20 +234,50 @@ def _login_failure(guest: Guest, login: subprocess.CompletedProcess[str]) -> str
     if login.returncode == 0:
         head = f"root password login gave no root shell (uid {parse_probe(login.stdout).get('uid', ['?'])[0]})"
     policy = guest.run("sudo -n /usr/sbin/sshd -T 2>&1 | grep -E '^(permitrootlogin|passwordauthentication) '; "
+                       # -ddd: sshd names the file and line of every setting it reads (the first one counts)
+                       "sudo -n /usr/sbin/sshd -T -ddd 2>&1 >/dev/null | grep -iE "
+                       "'^debug3: .* setting (permitrootlogin|passwordauthentication) '; "
                        f"sudo -n grep -E '^(root-password|sshd-restart):' {REPLAY_LOG} 2>&1", timeout=60)
-    values = dict(line.split(None, 1) for line in policy.stdout.splitlines()
+    lines = policy.stdout.splitlines()
+    values = dict(line.split(None, 1) for line in lines
                   if line.startswith(("permitrootlogin ", "passwordauthentication ")))
-    replay = [line for line in policy.stdout.splitlines() if line.startswith(("root-password:", "sshd-restart:"))]
+    replay = [line for line in lines if line.startswith(("root-password:", "sshd-restart:"))]
     if not values:
         said = " ".join((policy.stderr or policy.stdout).split())[-160:]
         return (f"{head}, and sshd's policy could not be read over the key login as {guest.user} (exit "
                 f"{policy.returncode}: {said}); the replay deletes {' and '.join(DELETED_USERS)}")
+    read = sshd_settings(lines)
     root, password = values.get("permitrootlogin", "?"), values.get("passwordauthentication", "?")
     if root != "yes":
-        return (f"{head}: the image's sshd policy refuses it: permitrootlogin {root} after HPC-NOW's edits "
-                "(its appended 'PermitRootLogin yes' lost to an earlier PermitRootLogin line)")
+        return (f"{head}: the image's sshd policy refuses it: permitrootlogin {root} after HPC-NOW's edits"
+                + _winner(read.get("permitrootlogin", []), "yes", "its appended 'PermitRootLogin yes' lost to "
+                          "an earlier PermitRootLogin line"))
     if password != "yes":
         return (f"{head}: the image's sshd policy refuses it: passwordauthentication {password} after HPC-NOW's "
-                "edits (its sed found no 'PasswordAuthentication no' line to turn on where sshd reads first)")
+                "edits" + _winner(read.get("passwordauthentication", []), "yes", "its sed found no "
+                                  "'PasswordAuthentication no' line to turn on where sshd reads first"))
     return (f"{head}, although sshd allows it (permitrootlogin yes, passwordauthentication yes); replay: "
             f"{'; '.join(replay) or 'no log'}")
+
+
+def sshd_settings(lines: list[str]) -> dict[str, list[tuple[str, str, str]]]:
+    """`sshd -T -ddd`'s "debug3: FILE:LINE setting Keyword value" lines: per keyword (lower case), every
+    (FILE:LINE, keyword as written, value) in the order sshd read them."""
+    out: dict[str, list[tuple[str, str, str]]] = {}
+    for line in lines:
+        match = re.match(r"debug3: (\S+:\d+) setting (\S+) (.*)$", line.strip())
+        if match:
+            where, keyword, value = match.groups()
+            out.setdefault(keyword.lower(), []).append((where, keyword, value.strip()))
+    return out
+
+
+def _winner(read: list[tuple[str, str, str]], wanted: str, otherwise: str) -> str:
+    """Which line of sshd's configuration set the value (sshd keeps the first), and the later ones it ignored
+    that HPC-NOW needed; without sshd's debug lines, `otherwise` (the likely cause)."""
+    if not read:
+        return f" ({otherwise})"
+    where, keyword, value = read[0]
+    ignored = [f"{k} {v}' at {w}" for w, k, v in read[1:] if v.lower() == wanted]
+    said = f": set by '{keyword} {value}' at {where}, which sshd reads first"
+    return said + (f"; it ignores the later '{ignored[0]}" if ignored else "")

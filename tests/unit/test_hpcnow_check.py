@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from eulerpub import hpcnowcheck
-from tests.unit.test_hpcnow_sshd import DEBIAN_SSHD_CONFIG, Root, ok
+from tests.unit.test_hpcnow_sshd import DEBIAN_SSHD_CONFIG, Root, ok, prepared
 from tests.unit.test_hpcnow_sshd import pytestmark as CHROOT_MARKS
 
 PASSWORD = "Hpc-Now_pw-1"
@@ -283,8 +283,42 @@ def test_check_names_what_failed(sshpass, override: dict[str, str], reason: str)
     assert "\n" not in result.detail
 
 
+@in_chroot
+def test_hardened_image_fails_naming_the_sshd_line_that_refuses_root(sshpass, tmp_path: Path) -> None:
+    """The hardened openeuler-cloud policy on Debian's sshd_config, cloud-init's drop-in, HPC-NOW's user_data run
+    on it, then the real sshd's answers to the check's two questions (sshd -T; sshd -T -ddd) as the guest gives
+    them: the detail names the leading line that keeps root out, and the appended line sshd ignores."""
+    root = prepared(tmp_path, "debian", None)
+    ok(root.hpcnow_user_data(PASSWORD))
+    effective = root.sh("sshd -T -f /etc/ssh/sshd_config | grep -E '^(permitrootlogin|passwordauthentication) '")
+    debug = root.sh("sshd -T -ddd -f /etc/ssh/sshd_config 2>&1 >/dev/null | grep -iE "
+                    "'^debug3: .* setting (permitrootlogin|passwordauthentication) '")
+    sshpass("", 5, "Permission denied, please try again.\n")
+    result = hpcnowcheck.check(FakeGuest(guest_answer(ok(effective).stdout + ok(debug).stdout)), PASSWORD)
+    assert not result.passed
+    appended = 1 + root.read("/etc/ssh/sshd_config").splitlines().index("PermitRootLogin yes")
+    assert result.detail.endswith(
+        "the image's sshd policy refuses it: permitrootlogin without-password after HPC-NOW's edits: set by "
+        "'PermitRootLogin prohibit-password' at /etc/ssh/sshd_config:4, which sshd reads first; it ignores the "
+        f"later 'PermitRootLogin yes' at /etc/ssh/sshd_config:{appended}"), result.detail
+    assert "\n" not in result.detail
+
+
+def test_password_authentication_names_the_drop_in_that_keeps_it_off(sshpass) -> None:
+    sshpass("", 255, "root@127.0.0.1: Permission denied (publickey).\n")
+    result = hpcnowcheck.check(FakeGuest(guest_answer(
+        "permitrootlogin yes\npasswordauthentication no\n"
+        "debug3: /etc/ssh/sshd_config.d/10-site.conf:2 setting PasswordAuthentication  no\n"
+        "debug3: /etc/ssh/sshd_config:3 setting PasswordAuthentication yes\n")), PASSWORD)
+    assert result.detail.endswith(
+        "passwordauthentication no after HPC-NOW's edits: set by 'PasswordAuthentication no' at "
+        "/etc/ssh/sshd_config.d/10-site.conf:2, which sshd reads first; it ignores the later "
+        "'PasswordAuthentication yes' at /etc/ssh/sshd_config:3"), result.detail
+
+
 def test_hardened_image_fails_naming_the_sshd_policy(sshpass) -> None:
-    # sshpass exits 5 when ssh asks for the password again: the answer of a PermitRootLogin prohibit-password sshd
+    # sshpass exits 5 when ssh asks for the password again: the answer of a PermitRootLogin prohibit-password sshd.
+    # Without sshd's debug lines (an sshd that prints none) the detail says the likely cause.
     sshpass("", 5, "Permission denied, please try again.\n")
     guest = FakeGuest(guest_answer("permitrootlogin without-password\npasswordauthentication yes\n"
                                    "root-password: chpasswd (exit 0)\n"))
