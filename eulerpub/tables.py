@@ -1,4 +1,4 @@
-"""The one plain-text table eulerpub prints (publish report, release summary, image listing): a header row, columns
+"""The one plain-text table eulerpub prints (publish report, release summary, the listings): a header row, columns
 left-aligned two spaces apart, no trailing blanks. Rendering only: the CLI prints it."""
 
 from __future__ import annotations

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from eulerpub import catalog, ui
+from eulerpub import catalog, tables, ui
 from eulerpub.cli.options import Json, Mirror, deprecated, start
+
+COLUMNS = ("RELEASE", "ARCH", "URL")
 
 app = typer.Typer(help="The openEuler releases and architectures with official VM images.", no_args_is_help=True)
 
@@ -31,10 +33,7 @@ def list_command(mirror: Mirror = None, json_output: Json = False) -> None:
              "url": s.url, "checksum_url": s.checksum_url, "file_name": s.file_name}
             for s in images]})
         return
-    width = max(len(s.release) for s in images)
-    print(f"{'RELEASE':<{width}}  {'ARCH':<8}  URL")
-    for source in images:
-        print(f"{source.release:<{width}}  {source.arch:<8}  {source.url}")
+    print(tables.render(COLUMNS, [(s.release, s.arch, s.url) for s in images]))
 
 
 def releases_command(mirror: Mirror = None, json_output: Json = False) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import typer
 import yaml
 
-from eulerpub import ui
+from eulerpub import tables, ui
 from eulerpub.cli.options import Json, ProfilesDir
 from eulerpub.profiles import list_profiles, load_profile
+
+COLUMNS = ("NAME", "DESCRIPTION")
 
 app = typer.Typer(help="List build profiles and show one fully resolved (after `extends:`).",
                   no_args_is_help=True)
@@ -27,8 +29,8 @@ def list_command(profiles_dir: ProfilesDir = None, json_output: Json = False) ->
     if json_output:
         ui.emit_json(rows)
         return
-    for row in rows:
-        ui.out_console.print(f"{row['name']:<14} {row['description']}")
+    # a description may span lines in its YAML: one line per profile
+    print(tables.render(COLUMNS, [(row["name"], " ".join(row["description"].split())) for row in rows]))
 
 
 @app.command("show")

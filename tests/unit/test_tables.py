@@ -1,4 +1,4 @@
-"""tables.render: the one plain-text table behind the publish report, the release summary and `images list`."""
+"""tables.render: the one plain-text table behind the publish report, the release summary and the listings."""
 
 from __future__ import annotations
 
