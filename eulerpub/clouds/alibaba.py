@@ -18,8 +18,14 @@ tagged at creation (Tag.N) and carry the build marker in their description. Boot
 "UEFI if possible": uefi-preferred imports as BIOS, which every x86 instance type boots; arm64 is UEFI only).
 The import reads OSS through the RAM role AliyunECSImageImportDefaultRole; preflight asks RAM (GetRole) for it.
 
-Prune's leftovers are the uploads in OSS only. The system snapshot ECS keeps behind an imported image is not
-listed (DescribeSnapshots is not called, nor emulated); whether DeleteImage removes it is not verified here.
+A failed import says why: DescribeTasks finds the image's ImportImage task and DescribeTaskAttribute gives its
+ErrorCode and ErrorMsg. A failed copy has no task (DescribeTasks' TaskAction has no CopyImage): only its state.
+
+Every image ECS makes keeps a system-disk snapshot (DescribeImages' DiskDeviceMapping.SnapshotId), and DeleteImage
+leaves it: DeleteSnapshot refuses a snapshot an image uses (SnapshotCreatedImage), so the snapshot goes after the
+image. ECS does not document that ImportImage's or CopyImage's Tag.N reach that snapshot, so when an image is
+Available eulerpub tags its snapshot (TagResources) with the image's tags; prune's leftovers are those snapshots
+(DescribeSnapshots by tag) and the uploads in OSS.
 """
 
 from __future__ import annotations
@@ -44,11 +50,15 @@ from darabonba.exceptions import UnretryableException
 from eulerpub import bootmodes, retry
 from eulerpub.clouds import boto, sdkutil
 from eulerpub.clouds.base import (
+    MANAGED_BY,
     TAG_BUILD_ID,
+    TAG_MANAGED_BY,
     BootMode,
     ImageRef,
     ImageState,
     Imported,
+    Leftover,
+    LeftoverKind,
     PublishSpec,
     Upload,
 )
@@ -130,11 +140,27 @@ def percent(progress: str | None) -> int | None:
     return int(float(digits)) if digits.replace(".", "", 1).isdigit() else None
 
 
+def _tag_map(tags: Any) -> dict[str, str]:
+    """A DescribeImages/DescribeSnapshots `Tags` object as a dict."""
+    return {t.tag_key: t.tag_value or "" for t in (tags.tag if tags and tags.tag else [])}
+
+
 def _image_ref(region: str, image: Any) -> ImageRef:
-    tags = {t.tag_key: t.tag_value or "" for t in (image.tags.tag if image.tags and image.tags.tag else [])}
+    disks = image.disk_device_mappings.disk_device_mapping if image.disk_device_mappings and \
+        image.disk_device_mappings.disk_device_mapping else []
     return ImageRef(cloud=CLOUD, region=region, image_id=image.image_id, name=image.image_name or "",
-                    state=image_state(image.status), tags=sdkutil.effective_tags(tags, image.description),
-                    created=image.creation_time or "")
+                    state=image_state(image.status), tags=sdkutil.effective_tags(_tag_map(image.tags),
+                                                                                 image.description),
+                    created=image.creation_time or "", snapshot_ids=tuple(d.snapshot_id for d in disks
+                                                                          if d.snapshot_id))
+
+
+def task_failure(attribute: Any) -> str:
+    """DescribeTaskAttribute's OperationProgressSet as one reason: "ErrorCode: ErrorMsg" of each failed step."""
+    steps = attribute.operation_progress_set.operation_progress if attribute.operation_progress_set and \
+        attribute.operation_progress_set.operation_progress else []
+    return "; ".join(": ".join(part for part in (step.error_code, step.error_msg) if part)
+                     for step in steps if step.error_code or step.error_msg)
 
 
 # -- errors -------------------------------------------------------------------------------------------------------
@@ -212,6 +238,7 @@ class AlibabaAdapter(StagedImportAdapter):
     """ECS custom images imported from OSS."""
 
     name = CLOUD
+    leftover_kinds: tuple[LeftoverKind, ...] = ("snapshot", "object")
     store_endpoint, store_endpoint_variable = OSS_DEFAULT, OSS_ENDPOINT
     _credential: CredentialClient | None = None  # the chain, found on first use (per adapter)
 
@@ -232,10 +259,11 @@ class AlibabaAdapter(StagedImportAdapter):
                                    f"Alibaba's chain gave an STS token; set {KEY_ID} and {KEY_SECRET}")
         return boto.StaticCredentials(found.access_key_id, found.access_key_secret)
 
-    def _call(self, region: str, action: str, resource_id: str | None = None, **fields: Any) -> Any:
+    def _call(self, region: str, action: str, subject: str | None = None, **fields: Any) -> Any:
+        """`action` in `region` with the request's `fields`; `subject` (the resource) names it in errors."""
         request = getattr(models, f"{action}Request")(region_id=region, **fields)
         method = getattr(self._client(region), re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower())
-        return ERRORS.call(region, action, method, request, resource_id=resource_id).body
+        return ERRORS.call(region, action, method, request, resource_id=subject).body
 
     # -- checks ----------------------------------------------------------------------------------------------
 
@@ -346,11 +374,35 @@ class AlibabaAdapter(StagedImportAdapter):
             return JobStatus("failed", detail=f"image {image_id} no longer exists")
         image = _image_ref(region, found[0])
         if image.state == "available":
+            self._tag_snapshots(image)
             return JobStatus("done", 100, result=image)
         if image.state == "failed":
-            return JobStatus("failed", detail=f"image {image_id} is CreateFailed (ECS gives no reason here; check "
-                                              "the image format and that the OSS object is readable)")
+            reason = self._import_failure(region, image_id)
+            return JobStatus("failed", detail=f"image {image_id} is CreateFailed: {reason}" if reason else
+                             f"image {image_id} is CreateFailed (ECS gives no reason for it; check the image format "
+                             "and that the OSS object is readable)")
         return JobStatus("running", percent(found[0].progress), detail=found[0].status or "")
+
+    def _import_failure(self, region: str, image_id: str) -> str:
+        """The reason ECS gives for a failed import: its ImportImage task's errors (empty for a copy, which has
+        no task, or when ECS will not say)."""
+        try:
+            tasks = self._call(region, "DescribeTasks", image_id, task_action="ImportImage", resource_ids=[image_id])
+            for task in tasks.task_set.task if tasks.task_set and tasks.task_set.task else []:
+                reason = task_failure(self._call(region, "DescribeTaskAttribute", task.task_id,
+                                                 task_id=task.task_id))
+                if reason:
+                    return reason
+        except CloudError as exc:
+            log.info("%s/%s: no reason for the failed import of %s: %s", CLOUD, region, image_id, exc)
+        return ""
+
+    def _tag_snapshots(self, image: ImageRef) -> None:
+        """Give the image's snapshots its eulerpub tags, so a snapshot left behind is found (and not another's)."""
+        tags = dict(list(image.tags.items())[:TAGS_MAX])
+        if image.snapshot_ids and tags.get(TAG_MANAGED_BY) == MANAGED_BY:
+            self._call(image.region, "TagResources", image.image_id, resource_type="snapshot",
+                       resource_id=list(image.snapshot_ids), tag=tag_list(models.TagResourcesRequestTag, tags))
 
     def register(self, spec: PublishSpec, imported: Imported) -> ImageRef:
         """The import made the image, tagged at creation: look it up."""
@@ -400,11 +452,41 @@ class AlibabaAdapter(StagedImportAdapter):
         return sorted(wanted)
 
     def delete_image(self, region: str, image_id: str) -> None:
-        """Take back its sharing first (ECS refuses to delete a shared image), then DeleteImage. An image already
-        gone is fine."""
+        """Take back its sharing first (ECS refuses to delete a shared image: ImageUseShared), then DeleteImage,
+        then its snapshots (DeleteSnapshot refuses them while the image exists). An image already gone is fine."""
+        image = self._show(region, image_id)
         accounts = self._shared_with(region, image_id)
         if accounts is None:
             return
         self._modify_share(region, image_id, "remove_account", accounts)
         ERRORS.call_or_none(region, "DeleteImage", self._client(region).delete_image,
                             models.DeleteImageRequest(region_id=region, image_id=image_id), resource_id=image_id)
+        for snapshot_id in image.snapshot_ids if image else ():
+            self._delete_snapshot(region, snapshot_id)
+
+    def _delete_snapshot(self, region: str, snapshot_id: str) -> None:
+        """DeleteSnapshot (no RegionId: the region's client names it); one already gone is ignored by ECS."""
+        ERRORS.call(region, "DeleteSnapshot", self._client(region).delete_snapshot,
+                    models.DeleteSnapshotRequest(snapshot_id=snapshot_id), resource_id=snapshot_id)
+
+    def list_leftovers(self, region: str, *, bucket: str | None = None) -> list[Leftover]:
+        """eulerpub's snapshots in the region (DescribeSnapshots by the managed-by tag), and its uploads."""
+        snapshots: list[Any] = []
+        page_number = 1
+        while True:
+            body = self._call(region, "DescribeSnapshots", None, page_size=PAGE, page_number=page_number,
+                              tag=[models.DescribeSnapshotsRequestTag(key=TAG_MANAGED_BY, value=MANAGED_BY)])
+            page = body.snapshots.snapshot if body.snapshots and body.snapshots.snapshot else []
+            snapshots.extend(page)
+            if not page or len(snapshots) >= (body.total_count or 0):
+                break
+            page_number += 1
+        found = [Leftover(kind="snapshot", id=s.snapshot_id, created=s.creation_time or "", tags=_tag_map(s.tags))
+                 for s in snapshots]
+        return found + super().list_leftovers(region, bucket=bucket)
+
+    def delete_leftover(self, region: str, leftover: Leftover) -> None:
+        if leftover.kind == "snapshot":
+            self._delete_snapshot(region, leftover.id)
+        else:
+            super().delete_leftover(region, leftover)

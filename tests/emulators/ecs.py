@@ -59,6 +59,9 @@ STATES = ("Creating", "Waiting", "Available", "UnAvailable", "CreateFailed")  # 
 IMAGE_NAME = re.compile(r"^[A-Za-z\u4e00-\u9fa5][0-9A-Za-z\u4e00-\u9fa5.:_-]{1,127}$")  # ImportImageRequest.ImageName
 MAX_SKEW = 15 * 60  # seconds: "InvalidTimeStamp.Expired" beyond 15 minutes (ECS common errors)
 GiB = 1024**3
+# DeleteSnapshotRequest has no RegionId (SDK model): the regional endpoint names the region, so on the emulator's
+# one port the snapshot is found in whichever region holds it.
+REGIONLESS = ("DeleteSnapshot",)
 
 
 class EcsError(Exception):
@@ -90,6 +93,7 @@ class Image:
     copied_from: str | None = None
     created_at: str = field(default_factory=utc_iso)
     looks: int = 0
+    snapshot_id: str | None = None  # the system disk's snapshot, made when the image becomes Available
 
     def wire(self) -> dict[str, Any]:
         percent = "100%" if self.status == "Available" else f"{min(99, self.looks * 30)}%"
@@ -99,7 +103,37 @@ class Image:
                 "ImageOwnerAlias": "self", "IsCopied": self.copied_from is not None,
                 "Tags": {"Tag": [{"TagKey": k, "TagValue": v} for k, v in self.tags.items()]},
                 "DiskDeviceMappings": {"DiskDeviceMapping": [{"Size": str(self.size_gib), "Format": self.format,
-                                                              "Type": "system"}]}}
+                                                              "Type": "system", "SnapshotId": self.snapshot_id or ""}]}}
+
+
+@dataclass
+class Task:
+    """An ImportImage task (DescribeTasks, DescribeTaskAttribute): Processing, then Finished or Failed with the
+    failure's ErrorCode and ErrorMsg in its OperationProgressSet."""
+    id: str
+    region: str
+    action: str
+    resource_id: str
+    status: str = "Processing"
+    error_code: str = ""
+    error_msg: str = ""
+    created_at: str = field(default_factory=utc_iso)
+    finished_at: str = ""
+
+    def wire(self) -> dict[str, Any]:
+        return {"TaskId": self.id, "TaskAction": self.action, "TaskStatus": self.status, "ResourceId": self.resource_id,
+                "CreationTime": self.created_at, "FinishedTime": self.finished_at, "SupportCancel": "false"}
+
+
+@dataclass
+class Snapshot:
+    """The snapshot ECS keeps behind an image (DescribeImages' DiskDeviceMapping.SnapshotId). DeleteImage leaves
+    it; DeleteSnapshot removes it once no image uses it."""
+    id: str
+    region: str
+    size_gib: int
+    tags: dict[str, str] = field(default_factory=dict)
+    created_at: str = field(default_factory=utc_iso)
 
 
 class EcsEmulator(Emulator):
@@ -120,6 +154,8 @@ class EcsEmulator(Emulator):
         self.max_clock_skew = max_clock_skew
         self.faults = Faults()
         self.images: dict[str, Image] = {}
+        self.tasks: dict[str, Task] = {}
+        self.snapshots: dict[str, Snapshot] = {}
         self.tokens: dict[tuple[str, str, str], str] = {}  # (action, region, ClientToken) -> image id
         self.nonces: set[str] = set()
         self.requests: list[Call] = []
@@ -130,7 +166,9 @@ class EcsEmulator(Emulator):
         self._actions: dict[str, Callable[[str, dict[str, str]], dict[str, Any]]] = {
             "ImportImage": self._import_image, "DescribeImages": self._describe_images, "CopyImage": self._copy_image,
             "ModifyImageSharePermission": self._modify_share, "DescribeImageSharePermission": self._describe_share,
-            "DeleteImage": self._delete_image,
+            "DeleteImage": self._delete_image, "DescribeTasks": self._describe_tasks,
+            "DescribeTaskAttribute": self._describe_task_attribute, "DescribeSnapshots": self._describe_snapshots,
+            "DeleteSnapshot": self._delete_snapshot, "TagResources": self._tag_resources,
         }
 
     # ---- lifecycle and test helpers -------------------------------------------------------------------
@@ -179,7 +217,7 @@ class EcsEmulator(Emulator):
         handler = self._actions.get(action)
         if handler is None:
             raise EcsError(404, "InvalidAction.NotFound", f"Specified api {action} is not found.")
-        if region not in self.regions:
+        if region not in self.regions and not (action in REGIONLESS and not region):
             raise EcsError(404, "InvalidRegionId.NotFound", f"The specified RegionId {region!r} does not exist.")
         fault = self.faults.take((THROTTLE, SERVER_ERROR), action, region)
         if fault is not None and fault.kind == THROTTLE:
@@ -198,11 +236,11 @@ class EcsEmulator(Emulator):
             raise
 
     # ---- state helpers -----------------------------------------------------------------------------------
-    def _new_image_id(self) -> str:
+    def _new_image_id(self, prefix: str = "m-") -> str:
         alphabet = string.ascii_lowercase + string.digits
         while True:
-            image_id = "m-" + "".join(secrets.choice(alphabet) for _ in range(20))
-            if image_id not in self.images:
+            image_id = prefix + "".join(secrets.choice(alphabet) for _ in range(20))
+            if image_id not in self.images and image_id not in self.snapshots:
                 return image_id
 
     def _look(self, image: Image) -> None:
@@ -210,9 +248,19 @@ class EcsEmulator(Emulator):
             return
         image.looks += 1
         image.progress.look()
-        if image.progress.done:
-            image.status = "CreateFailed" if image.progress.fail_reason is not None else "Available"
-            image.progress = None
+        if not image.progress.done:
+            return
+        reason, image.progress = image.progress.fail_reason, None
+        image.status = "CreateFailed" if reason is not None else "Available"
+        if reason is None:
+            snapshot = Snapshot(self._new_image_id("s-"), image.region, image.size_gib)
+            self.snapshots[snapshot.id] = snapshot
+            image.snapshot_id = snapshot.id
+        task = next((t for t in self.tasks.values() if t.resource_id == image.id), None)
+        if task is not None:
+            task.status, task.finished_at = ("Failed" if reason is not None else "Finished"), utc_iso()
+            if reason is not None:  # ImportImage's documented failure code (ECS API reference, ImportImage)
+                task.error_code, task.error_msg = "ImportImageFailed", reason
 
     def _own_image(self, region: str, image_id: str | None) -> Image:
         image = self.images.get(image_id or "")
@@ -235,7 +283,8 @@ class EcsEmulator(Emulator):
     def _import_image(self, region: str, params: dict[str, str]) -> dict[str, Any]:
         repeated = self._repeat("ImportImage", region, params)
         if repeated is not None:
-            return {"ImageId": repeated.id, "TaskId": f"t-{repeated.id[2:]}", "RegionId": region}
+            task = next(t.id for t in self.tasks.values() if t.resource_id == repeated.id)
+            return {"ImageId": repeated.id, "TaskId": task, "RegionId": region}
         name = params.get("ImageName", "")
         _check_name(name)
         description = _check_description(params.get("Description"))
@@ -270,17 +319,19 @@ class EcsEmulator(Emulator):
         if params.get("DryRun") == "true":
             raise _bad("DryRunOperation", "Request validation has been passed with DryRun flag set.")
         object_size = self.object_size(bucket, key)
-        if object_size is None:
-            raise EcsError(404, "InvalidOSSObject.NotFound", f"The OSS object {bucket}/{key} does not exist.")
+        if object_size is None:  # ECS API reference, ImportImage error codes (HTTP 400)
+            raise _bad("InvalidOSSObject.NotFound", "The specified OSS object does not exist in this region.")
         if object_size > size * GiB:
             raise _bad("InvalidDiskImageSize.TooSmall", "DiskImageSize is smaller than the image file.")
         fault = self.faults.take((FAIL, STUCK), "ImportImage", region)
         image = Image(self._new_image_id(), region, name, architecture, platform, boot_mode, fmt, size,
                       (bucket, key), Progress(self.timing, fault), description=description, tags=tags)
         self.images[image.id] = image
+        task = Task(f"t-{image.id[2:]}", region, "ImportImage", image.id)
+        self.tasks[task.id] = task
         if "ClientToken" in params:
             self.tokens[("ImportImage", region, params["ClientToken"])] = image.id
-        return {"ImageId": image.id, "TaskId": f"t-{image.id[2:]}", "RegionId": region}
+        return {"ImageId": image.id, "TaskId": task.id, "RegionId": region}
 
     def _describe_images(self, region: str, params: dict[str, str]) -> dict[str, Any]:
         page_size, page_number = int(params.get("PageSize", "10")), int(params.get("PageNumber", "1"))
@@ -359,12 +410,110 @@ class EcsEmulator(Emulator):
                 "ShareGroups": {"ShareGroup": []}}
 
     def _delete_image(self, region: str, params: dict[str, str]) -> dict[str, Any]:
+        """ECS API reference, DeleteImage error codes: 403 ImageIsImporting, OperationDenied.ImageCopying,
+        ImageUseShared. The image's snapshot stays (DeleteSnapshot: delete the images first, then the snapshot)."""
         image = self._own_image(region, params.get("ImageId"))
         if image.status in ("Creating", "Waiting"):
-            raise _bad("IncorrectImageStatus", f"The image {image.id} is {image.status}.")
+            if image.copied_from is None:
+                raise EcsError(403, "ImageIsImporting", "The specified Image is importing.")
+            raise EcsError(403, "OperationDenied.ImageCopying", "The Image is coping.")
         if image.shared_with:
-            raise _bad("InvalidImageId.Shared", f"The image {image.id} is shared; remove its share permissions first.")
+            raise EcsError(403, "ImageUseShared", "The specified image has been shared to others.")
         del self.images[image.id]
+        return {}
+
+    def _describe_tasks(self, region: str, params: dict[str, str]) -> dict[str, Any]:
+        """DescribeTasks: TaskAction, TaskStatus (Finished, Processing, Failed), TaskIds (comma-separated) and
+        ResourceIds filters; PageSize 1-100 (SDK model `DescribeTasksRequest`)."""
+        page_size, page_number = int(params.get("PageSize", "10")), int(params.get("PageNumber", "1"))
+        if not 1 <= page_size <= 100 or page_number < 1:
+            raise _bad("InvalidParameter", "PageSize must be 1 to 100 and PageNumber at least 1.")
+        action, status = params.get("TaskAction"), params.get("TaskStatus")
+        if action is not None and action not in ("ImportImage", "ExportImage", "RedeployInstance", "ModifyDiskSpec",
+                                                 "ArchiveSnapshot"):
+            raise _bad("InvalidTaskAction.Malformed", f"TaskAction {action!r} is not supported.")
+        ids = set(params["TaskIds"].split(",")) if params.get("TaskIds") else None
+        resources = set(_list_param(params, "ResourceIds")) or None
+        found = [t for t in reversed(list(self.tasks.values()))
+                 if t.region == region and (action is None or t.action == action)
+                 and (status is None or t.status == status) and (ids is None or t.id in ids)
+                 and (resources is None or t.resource_id in resources)]
+        page = found[(page_number - 1) * page_size:page_number * page_size]
+        return {"TaskSet": {"Task": [t.wire() for t in page]}, "TotalCount": len(found), "PageNumber": page_number,
+                "PageSize": page_size, "RegionId": region}
+
+    def _describe_task_attribute(self, region: str, params: dict[str, str]) -> dict[str, Any]:
+        """DescribeTaskAttribute: the task and its OperationProgressSet (ErrorCode, ErrorMsg, OperationStatus;
+        SDK model `DescribeTaskAttributeResponseBody`)."""
+        task = self.tasks.get(params.get("TaskId", ""))
+        if task is None or task.region != region:
+            raise EcsError(404, "InvalidTaskId.NotFound", f"The specified TaskId {params.get('TaskId')!r} does not "
+                                                          "exist.")
+        image = self.images.get(task.resource_id)
+        if image is not None:
+            self._look(image)
+        progress = {"OperationStatus": {"Failed": "Failed", "Finished": "Success"}.get(task.status, "Processing"),
+                    "ErrorCode": task.error_code, "ErrorMsg": task.error_msg,
+                    "RelatedItemSet": {"RelatedItem": [{"Name": "ImageId", "Value": task.resource_id}]}}
+        done = task.status != "Processing"
+        return {**task.wire(), "RegionId": region, "TaskProcess": "100%" if done else "50%",
+                "TotalCount": 1, "SuccessCount": int(task.status == "Finished"),
+                "FailedCount": int(task.status == "Failed"),
+                "OperationProgressSet": {"OperationProgress": [progress]}}
+
+    def _snapshot_used(self, snapshot: Snapshot) -> bool:
+        return any(image.snapshot_id == snapshot.id for image in self.images.values())
+
+    def _describe_snapshots(self, region: str, params: dict[str, str]) -> dict[str, Any]:
+        """DescribeSnapshots: SnapshotIds (a JSON array), Tag.N and Usage filters; PageSize 1-100; each answers
+        SnapshotId, CreationTime, Status, Usage (image or none) and Tags (SDK model `DescribeSnapshotsRequest`)."""
+        page_size, page_number = int(params.get("PageSize", "10")), int(params.get("PageNumber", "1"))
+        if not 1 <= page_size <= 100 or page_number < 1:
+            raise _bad("InvalidParameter", "PageSize must be 1 to 100 and PageNumber at least 1.")
+        ids = set(json.loads(params["SnapshotIds"])) if params.get("SnapshotIds") else None
+        tags, usage = _tags(params), params.get("Usage")
+        found = []
+        for snapshot in reversed(list(self.snapshots.values())):
+            used = "image" if self._snapshot_used(snapshot) else "none"
+            if snapshot.region != region or (ids is not None and snapshot.id not in ids):
+                continue
+            if any(snapshot.tags.get(k) != v for k, v in tags.items()) or usage not in (None, used):
+                continue
+            found.append({"SnapshotId": snapshot.id, "CreationTime": snapshot.created_at, "Status": "accomplished",
+                          "Usage": used, "SourceDiskSize": str(snapshot.size_gib), "SourceDiskType": "system",
+                          "Tags": {"Tag": [{"TagKey": k, "TagValue": v} for k, v in snapshot.tags.items()]}})
+        page = found[(page_number - 1) * page_size:page_number * page_size]
+        return {"Snapshots": {"Snapshot": page}, "TotalCount": len(found), "PageNumber": page_number,
+                "PageSize": page_size}
+
+    def _delete_snapshot(self, region: str, params: dict[str, str]) -> dict[str, Any]:
+        """ECS API reference, DeleteSnapshot: a snapshot that does not exist is ignored; one an image was made
+        from is refused (403 SnapshotCreatedImage) until DeleteImage removed the image."""
+        snapshot = self.snapshots.get(params.get("SnapshotId") or "")
+        if not params.get("SnapshotId"):
+            raise _bad("MissingParameter", "The input parameter SnapshotId that is mandatory for processing this "
+                                           "request is not supplied.")
+        if snapshot is None or region not in ("", snapshot.region):
+            return {}
+        if self._snapshot_used(snapshot):
+            raise EcsError(403, "SnapshotCreatedImage", "The snapshot has been used to create user defined image(s).")
+        del self.snapshots[snapshot.id]
+        return {}
+
+    def _tag_resources(self, region: str, params: dict[str, str]) -> dict[str, Any]:
+        """TagResources for snapshots and images: ResourceId.N 1-50, Tag.N 1-20 (SDK model `TagResourcesRequest`)."""
+        kind = params.get("ResourceType")
+        if kind not in ("snapshot", "image"):
+            raise _bad("InvalidResourceType.NotSupported", f"ResourceType {kind!r} is not supported here.")
+        resources, tags = _list_param(params, "ResourceId"), _tags(params)
+        if not 1 <= len(resources) <= 50 or not tags:
+            raise _bad("MissingParameter", "ResourceId.N (1 to 50) and Tag.N (1 to 20) are required.")
+        table: dict[str, Any] = self.snapshots if kind == "snapshot" else self.images
+        for resource in resources:
+            target = table.get(resource)
+            if target is None or target.region != region:
+                raise EcsError(404, "InvalidResourceId.NotFound", f"The specified ResourceId {resource} is not found.")
+            target.tags.update(tags)
         return {}
 
     def _get_role(self, params: dict[str, str]) -> dict[str, Any]:
@@ -373,6 +522,12 @@ class EcsEmulator(Emulator):
             raise EcsError(404, "EntityNotExist.Role", f"The role not exists: {name}.")
         return {"Role": {"RoleName": name, "Arn": f"acs:ram::{self.account_id}:role/{name.lower()}",
                          "AssumeRolePolicyDocument": self.import_role, "CreateDate": utc_iso()}}
+
+
+def _list_param(params: dict[str, str], name: str) -> list[str]:
+    """An RPC list parameter as the SDK sends it: `Name.1`, `Name.2`... in order."""
+    numbered = [(int(m[1]), v) for k, v in params.items() if (m := re.fullmatch(rf"{re.escape(name)}\.(\d+)", k))]
+    return [v for _, v in sorted(numbered)]
 
 
 def _check_name(name: str) -> None:

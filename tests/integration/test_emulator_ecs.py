@@ -96,6 +96,7 @@ def test_a_missing_object_a_missing_role_and_throttling():
 
     assert (_code(missing), _code(no_role), _code(throttled)) == \
         ("InvalidOSSObject.NotFound", "NoSetRoletoECSServiceAccount", "Throttling.User")
+    assert missing.value.status_code == 400  # ImportImage's error table: 400, not 404
 
 
 def test_a_shared_image_is_not_deleted_until_unshared():
@@ -111,4 +112,52 @@ def test_a_shared_image_is_not_deleted_until_unshared():
             region_id=REGION, image_id=image_id, remove_account=["1000000000000002"]))
         client.delete_image(models.DeleteImageRequest(region_id=REGION, image_id=image_id))
 
-        assert _code(shared) == "InvalidImageId.Shared" and emulator.images == {}
+        assert _code(shared) == "ImageUseShared" and shared.value.status_code == 403 and emulator.images == {}
+
+
+def test_a_failed_import_task_carries_its_error_and_an_image_being_imported_is_not_deleted():
+    with EcsEmulator(object_size=lambda bucket, key: 1024, timing=Timing(polls=3)) as emulator:
+        emulator.faults.add("fail", action="ImportImage", reason="The image file has no partition table.")
+        answer = _import(emulator).body
+        client = ecs_client(emulator, REGION)
+        with pytest.raises(ClientException) as importing:
+            client.delete_image(models.DeleteImageRequest(region_id=REGION, image_id=answer.image_id))
+        tasks = client.describe_tasks(models.DescribeTasksRequest(region_id=REGION, task_action="ImportImage",
+                                                                  resource_ids=[answer.image_id])).body
+        running = client.describe_task_attribute(models.DescribeTaskAttributeRequest(
+            region_id=REGION, task_id=answer.task_id)).body
+        failed = client.describe_task_attribute(models.DescribeTaskAttributeRequest(
+            region_id=REGION, task_id=answer.task_id)).body
+
+    assert _code(importing) == "ImageIsImporting"
+    assert [(t.task_id, t.resource_id, t.task_status) for t in tasks.task_set.task] == \
+        [(answer.task_id, answer.image_id, "Processing")]
+    assert running.task_status == "Processing" and failed.task_status == "Failed"
+    (progress,) = failed.operation_progress_set.operation_progress
+    assert (progress.operation_status, progress.error_code, progress.error_msg) == \
+        ("Failed", "ImportImageFailed", "The image file has no partition table.")
+    assert emulator.images[answer.image_id].status == "CreateFailed" and emulator.snapshots == {}
+
+
+def test_an_imported_image_keeps_a_snapshot_that_outlives_deleteimage_until_deletesnapshot():
+    with EcsEmulator(object_size=lambda bucket, key: 1024, timing=Timing(polls=1)) as emulator:
+        image_id = _import(emulator).body.image_id
+        client = ecs_client(emulator, REGION)
+        (image,) = client.describe_images(models.DescribeImagesRequest(region_id=REGION, image_id=image_id)
+                                          ).body.images.image
+        snapshot_id = image.disk_device_mappings.disk_device_mapping[0].snapshot_id
+        client.tag_resources(models.TagResourcesRequest(region_id=REGION, resource_type="snapshot",
+                                                        resource_id=[snapshot_id],
+                                                        tag=[models.TagResourcesRequestTag(key="k", value="v")]))
+        with pytest.raises(ClientException) as in_use:
+            client.delete_snapshot(models.DeleteSnapshotRequest(snapshot_id=snapshot_id))
+        client.delete_image(models.DeleteImageRequest(region_id=REGION, image_id=image_id))
+        left = client.describe_snapshots(models.DescribeSnapshotsRequest(
+            region_id=REGION, tag=[models.DescribeSnapshotsRequestTag(key="k", value="v")])).body
+        client.delete_snapshot(models.DeleteSnapshotRequest(snapshot_id=snapshot_id))
+        client.delete_snapshot(models.DeleteSnapshotRequest(snapshot_id=snapshot_id))  # gone: ignored
+
+    assert snapshot_id.startswith("s-") and _code(in_use) == "SnapshotCreatedImage"
+    assert [(s.snapshot_id, s.usage) for s in left.snapshots.snapshot] == [(snapshot_id, "none")]
+    assert {t.tag_key: t.tag_value for t in left.snapshots.snapshot[0].tags.tag} == {"k": "v"}
+    assert emulator.images == {} and emulator.snapshots == {}

@@ -17,9 +17,11 @@ def test_a_shared_image_is_unshared_then_deleted(harness, cli, images):
     for region, row in rows(result.stdout).items():
         (image,) = harness.images(region)
         assert list(image.shared_with) == [harness.share]
+        snapshot_id = image.snapshot_id
+        assert snapshot_id in harness.emulator.snapshots
         adapter.delete_image(region, row["image_id"])
         adapter.delete_image(region, row["image_id"])  # already gone: fine
-        assert harness.images(region) == []
+        assert harness.images(region) == [] and snapshot_id not in harness.emulator.snapshots
 
     modifies = harness.emulator.calls("ModifyImageSharePermission")
     assert [c.body.get("RemoveAccount.1") for c in modifies if "RemoveAccount.1" in c.body] == [harness.share] * 3
@@ -76,3 +78,37 @@ def test_prune_deletes_a_failed_import_and_its_orphaned_upload_and_nothing_else(
                                                                          ("object", orphan_key, True)]
     assert set(harness.objects()) == objects_before - {orphan_key}
     assert [i.status for i in harness.images(harness.source)] == ["Available"]
+
+
+def test_prune_deletes_old_images_with_their_snapshots_and_an_orphaned_snapshot(harness, cli, images):
+    old = cli(*harness.args(images["qcow2"], share=False))
+    new = cli(*harness.args(images["raw"], "--name", "openEuler-second", share=False))
+    assert old.exit_code == 0 and new.exit_code == 0, (old.stderr, new.stderr)
+    emulator, source = harness.emulator, harness.source
+    old_image = emulator.images[rows(old.stdout)[source]["image_id"]]
+    new_image = emulator.images[rows(new.stdout)[source]["image_id"]]
+    # a snapshot left behind: its image deleted by hand in the console, the snapshot kept
+    (kept,) = [i for i in harness.images("cn-shanghai") if i.id == rows(old.stdout)["cn-shanghai"]["image_id"]]
+    del emulator.images[kept.id]
+    untagged = Image("m-byhand0000000000000000", source, "by-hand", "x86_64", "Others Linux", "BIOS", "RAW", 20,
+                     None, status="Available")
+    emulator.images[untagged.id] = untagged
+    args = ("prune", "--cloud", "alibaba", "--keep", "1", "--orphan-min-age", "0", "--json")
+
+    survey = cli(*args, "--region", "cn-shanghai")
+    source_run = cli(*args, "--region", source, "--yes")
+    orphan_run = cli(*args, "--region", "cn-shanghai", "--yes")
+
+    assert survey.exit_code == 0, survey.stderr
+    planned = json.loads(survey.stdout)
+    assert [(o["kind"], o["id"]) for o in planned["orphans"]] == [("snapshot", kept.snapshot_id)]
+    assert not any("snapshots" in n for n in planned.get("not_searched", []))
+    assert source_run.exit_code == 0 and orphan_run.exit_code == 0, (source_run.stderr, orphan_run.stderr)
+    deleted = json.loads(source_run.stdout)["deleted"]
+    assert [(d["kind"], d["id"], d["ok"]) for d in deleted] == [("image", old_image.id, True)]
+    assert old_image.id not in emulator.images and old_image.snapshot_id not in emulator.snapshots
+    assert new_image.snapshot_id in emulator.snapshots and untagged.id in emulator.images
+    assert [(d["kind"], d["id"], d["ok"]) for d in json.loads(orphan_run.stdout)["deleted"]] == \
+        [("snapshot", kept.snapshot_id, True)]
+    assert kept.snapshot_id not in emulator.snapshots
+    assert {s.region for s in emulator.snapshots.values()} == set(harness.regions)  # the new build's stay

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.integration.sdkclouds import RELEASE, report, rows
+from tests.integration.sdkclouds import RELEASE, journal, report, rows
 from tests.integration.sdkclouds_scenarios import (  # noqa: F401  (the shared scenarios run for Alibaba here)
     test_failed_and_stuck_copies_fail_alone_and_a_rerun_finishes_only_them,
     test_failed_import_keeps_the_object_and_a_rerun_imports_it_without_uploading,
@@ -131,3 +133,34 @@ def test_a_build_record_publishes_its_qcow2_with_the_proven_boot_mode(harness, c
     assert result.exit_code == 0, result.stderr
     (imported,) = harness.emulator.calls("ImportImage")
     assert imported.body["DiskDeviceMapping.1.Format"] == "QCOW2" and imported.body["BootMode"] == "BIOS"
+
+
+def test_a_failed_import_says_why_from_its_task_in_the_sentence_and_the_journal(harness, cli, images):
+    harness.emulator.faults.add("fail", action="ImportImage", reason="The image has no partition table.")
+
+    result = cli(*harness.args(images["qcow2"]))
+
+    assert result.exit_code == 1
+    error = rows(result.stdout)[harness.source]["error"]
+    assert "CreateFailed: ImportImageFailed: The image has no partition table." in error, error
+    (image,) = harness.images(harness.source)
+    tasks = harness.emulator.calls("DescribeTasks")
+    assert tasks and all(c.body["TaskAction"] == "ImportImage" and c.body["ResourceIds.1"] == image.id
+                         for c in tasks)
+    assert [c.body["TaskId"] for c in harness.emulator.calls("DescribeTaskAttribute")] == [f"t-{image.id[2:]}"]
+    record = journal(Path.cwd(), "alibaba", harness.source)
+    assert record is not None and "The image has no partition table." in record["steps"]["import"]["error"]
+    assert "Traceback" not in result.stderr
+
+
+def test_every_image_tags_its_snapshot_with_the_builds_tags(harness, cli, images):
+    result = cli(*harness.args(images["qcow2"], share=False))
+
+    assert result.exit_code == 0, result.stderr
+    build_id = report(result.stdout)["build_id"]
+    snapshots = harness.emulator.snapshots
+    assert {s.region for s in snapshots.values()} == set(harness.regions)
+    for region in harness.regions:
+        (image,) = harness.images(region)
+        snapshot = snapshots[image.snapshot_id]
+        assert snapshot.tags["eulerpub:build-id"] == build_id and snapshot.tags["managed-by"] == "eulerpub"
