@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TypeVar
 
 from eulerpub.clouds.base import (
@@ -76,11 +76,13 @@ def check_name_collisions(adapter: CloudAdapter, spec: PublishSpec) -> None:
 
 class Runner:
     def __init__(self, spec: PublishSpec, adapter: CloudAdapter, store: JournalStore, *,
-                 byte_progress: BytesProgress = _quiet_progress) -> None:
+                 byte_progress: BytesProgress = _quiet_progress,
+                 upload_slot: Callable[[], AbstractContextManager[object]] = nullcontext) -> None:
         self.spec = spec
         self.adapter = adapter
         self.store = store
         self.byte_progress = byte_progress
+        self.upload_slot = upload_slot  # held while uploading: a release bounds its uploads, not its waits
         self.sent_bytes = 0
 
     def _open(self, region: str, role: str) -> RegionLog:
@@ -144,7 +146,8 @@ class Runner:
         if done is not None:
             return Upload.from_json(done.data)
         image = self.spec.image
-        with self.byte_progress(f"{self.spec.source_region}: upload {image.path.name}", image.size) as advance:
+        with self.upload_slot(), \
+                self.byte_progress(f"{self.spec.source_region}: upload {image.path.name}", image.size) as advance:
             upload = self.adapter.upload(self.spec, region_log.checkpoint("upload"), advance)
         self.sent_bytes += upload.sent_bytes
         region_log.record("upload", "done", id=upload.id, data=upload.to_json())
@@ -256,6 +259,8 @@ def _failure(region: str, exc: Exception) -> str:
 
 
 def publish(spec: PublishSpec, adapter: CloudAdapter, store: JournalStore, *,
-            byte_progress: BytesProgress = _quiet_progress) -> PublishResult:
-    """Publish `spec` with `adapter`, journaling into `store`; returns the per-region result."""
-    return Runner(spec, adapter, store, byte_progress=byte_progress).run()
+            byte_progress: BytesProgress = _quiet_progress,
+            upload_slot: Callable[[], AbstractContextManager[object]] = nullcontext) -> PublishResult:
+    """Publish `spec` with `adapter`, journaling into `store`; returns the per-region result. `upload_slot` is
+    held while the image is converted and uploaded (the release runner bounds concurrent uploads with it)."""
+    return Runner(spec, adapter, store, byte_progress=byte_progress, upload_slot=upload_slot).run()

@@ -51,7 +51,7 @@ def render_plan(plan: Plan) -> str:
     if not plan.builds:
         return "release plan: nothing to do (the filters leave no cell)"
     lines = [f"release plan: {len(plan.cells)} cell(s) from {len(plan.builds)} build(s); up to {plan.concurrency} "
-             f"cell(s) at once, one build at a time"]
+             f"boot test(s) and upload(s) at once, one build at a time"]
     width_cloud = max(len(c.cloud) for c in plan.cells)
     width_region = max(len(c.region) for c in plan.cells)
     for build in plan.builds:

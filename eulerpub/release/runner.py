@@ -2,9 +2,14 @@
 
 The steps are injected (`Steps`), so the runner is tested with fakes and wired to the real library functions
 in `eulerpub.release.wiring`. Cells are independent: a cell that fails is recorded and the others go on.
-Cells of one build share its build and boot test, which run once. Cells run in a thread pool bounded by the
-plan's concurrency, but builds are serialized: one diskimage-builder build at a time per host (it needs
-most of the machine's memory, disk and loop devices).
+Cells of one build share its build and boot test, which run once.
+
+What the plan's concurrency bounds is the work that uses up the machine or its link: boot tests (a VM each)
+and uploads (the bytes, and the conversion before them). Every cell runs on its own thread, so the rest of a
+publish, which is waiting on the cloud (import and copy polls, registering, sharing), overlaps freely and a
+release's wall time follows its critical path rather than the number of cells divided by the concurrency.
+Builds are serialized: one diskimage-builder build at a time per host (it needs most of the machine's
+memory, disk and loop devices).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -23,6 +29,12 @@ from eulerpub.release.matrix import BuildKey, Cell
 from eulerpub.release.plan import Plan
 
 log = logging.getLogger(__name__)
+
+# Cells running at once, at most (a waiting cell costs a thread, not bandwidth): more than release.yaml's
+# largest matrices, and the heavy work stays bounded by the plan's concurrency whatever this is.
+MAX_CELL_THREADS = 64
+Slot = Callable[[], AbstractContextManager[object]]
+"""Held while doing work the concurrency bounds: `with slot(): upload()`."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,8 @@ class Steps:
     """The existing record for this build's current inputs, or None (then `build` runs)."""
     build: Callable[[BuildKey], BuiltImage]
     boot_test: Callable[[BuiltImage], BootTest]
-    publish: Callable[[Cell, BuiltImage], PublishOutcome]
+    publish: Callable[[Cell, BuiltImage, Slot], PublishOutcome]
+    """Publishes the cell, holding the slot (third argument) only while uploading."""
 
 
 class Status(StrEnum):
@@ -111,6 +124,7 @@ class _Gate:
     """Builds and boot-tests each BuildKey once, whichever of its cells asks first; builds one at a time."""
 
     steps: Steps
+    heavy: Slot = nullcontext  # held during each boot test
     _build_lock: threading.Lock = field(default_factory=threading.Lock)
     _keys_lock: threading.Lock = field(default_factory=threading.Lock)
     _locks: dict[BuildKey, threading.Lock] = field(default_factory=dict)
@@ -139,8 +153,9 @@ class _Gate:
             log.error("%s: build failed: %s", key, prepared.error)
             return prepared
         try:
-            log.info("%s: boot test", key)
-            prepared.test = self.steps.boot_test(prepared.built)
+            with self.heavy():
+                log.info("%s: boot test", key)
+                prepared.test = self.steps.boot_test(prepared.built)
         except Exception as exc:
             prepared.test = BootTest(False, _reason(exc))
         if not prepared.test.passed:
@@ -151,8 +166,10 @@ class _Gate:
 def run_cells(plan: Plan, steps: Steps, *, publish: bool = True,
               on_result: Callable[[CellResult], None] | None = None) -> list[CellResult]:
     """Run every cell of the plan and return their results in plan order. Never raises for a cell's failure.
-    With `publish` false, cells stop after the boot test (a CI build job: build and gate, publish later)."""
-    gate = _Gate(steps)
+    With `publish` false, cells stop after the boot test (a CI build job: build and gate, publish later).
+    At most `plan.concurrency` boot tests and uploads run at once; everything else of every cell overlaps."""
+    slots = threading.BoundedSemaphore(plan.concurrency)
+    gate = _Gate(steps, heavy=lambda: slots)
 
     def run_one(cell: Cell) -> CellResult:
         result = _run_cell(cell, gate, steps, publish)
@@ -160,7 +177,8 @@ def run_cells(plan: Plan, steps: Steps, *, publish: bool = True,
             on_result(result)
         return result
 
-    with ThreadPoolExecutor(max_workers=plan.concurrency, thread_name_prefix="cell") as pool:
+    threads = max(1, min(len(plan.cells), MAX_CELL_THREADS))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cell") as pool:
         return list(pool.map(run_one, plan.cells))
 
 
@@ -177,7 +195,7 @@ def _run_cell(cell: Cell, gate: _Gate, steps: Steps, publish: bool) -> CellResul
         return CellResult(cell, Status.TESTED, **common)
     try:
         log.info("%s: publishing", cell.key)
-        outcome = steps.publish(cell, built)
+        outcome = steps.publish(cell, built, gate.heavy)
     except Exception as exc:  # one cell's failure never stops the others
         log.error("%s: publish failed: %s", cell.key, _reason(exc))
         return CellResult(cell, Status.PUBLISH_FAILED, _reason(exc), **common)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from eulerpub.manifest import artifact_path, latest_record
 from eulerpub.profiles import Profile
 from eulerpub.publish import JournalStore, PublishOptions, from_record, make_spec, publish
 from eulerpub.release.matrix import BuildKey, Cell
-from eulerpub.release.runner import BootTest, BuiltImage, PublishedImage, PublishOutcome, Steps
+from eulerpub.release.runner import BootTest, BuiltImage, PublishedImage, PublishOutcome, Slot, Steps
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,15 @@ class Publisher:
     adapter_for: Callable[[str], CloudAdapter] = get_adapter
     wait: WaitParams = field(default_factory=WaitParams)
 
-    def __call__(self, cell: Cell, built: BuiltImage) -> PublishOutcome:
+    def __call__(self, cell: Cell, built: BuiltImage, upload_slot: Slot = nullcontext) -> PublishOutcome:
         defaults = self.profiles[cell.profile].cloud(cell.cloud)  # type: ignore[arg-type]
         defaults = defaults.model_copy(update={"regions": [cell.region], "copy_to": list(cell.copy_to),
                                                "share": list(cell.share), "public": cell.public,
                                                "bucket": cell.bucket, "agency": cell.agency})
         source = from_record(built.record_path, cell.cloud, defaults.format)
         spec = make_spec(cell.cloud, source, PublishOptions(wait=self.wait), defaults)
-        result = publish(spec, self.adapter_for(cell.cloud), JournalStore(source.journal_dir))
+        result = publish(spec, self.adapter_for(cell.cloud), JournalStore(source.journal_dir),
+                         upload_slot=upload_slot)
         images = [PublishedImage(r.region, r.image_id, result.name, r.created_at, r.created)
                   for r in result.regions if r.status == "done" and r.image_id is not None]
         failed = tuple((r.region, r.error or r.status) for r in result.failed)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import Counter
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from eulerpub.errors import CloudError, ToolError
 from eulerpub.manifest import Artifact, BaseImage, BuildRecord
 from eulerpub.release.matrix import BuildKey, Cell
-from eulerpub.release.runner import BootTest, BuiltImage, PublishedImage, PublishOutcome, Steps
+from eulerpub.release.runner import BootTest, BuiltImage, PublishedImage, PublishOutcome, Slot, Steps
 
 
 def make_record(key: BuildKey) -> BuildRecord:
@@ -39,8 +41,15 @@ class FakeSteps:
     # builds overlap then shows it every time (the second build starts within the window), instead of only
     # when two threads happen to meet in a build that takes no time.
     overlap_window_s: float = 0.0
+    # The most boot tests, uploads (inside the publish's slot) and cloud-side waits (after it) at once. With
+    # `company`, phase -> (how many, seconds), each holds on until that many run alongside it, or for that long:
+    # whatever overlap the runner allows then shows every time.
+    company: dict[str, tuple[int, float]] = field(default_factory=dict)
+    most_at_once: Counter = field(default_factory=Counter)
+    _now: Counter = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _building: threading.Condition = field(default_factory=threading.Condition)
+    _phases: threading.Condition = field(default_factory=threading.Condition)
 
     def steps(self) -> Steps:
         return Steps(find_build=self.find_build, build=self.build, boot_test=self.boot_test, publish=self.publish)
@@ -71,15 +80,35 @@ class FakeSteps:
             with self._building:
                 self.building_now -= 1
 
+    @contextmanager
+    def _phase(self, name: str):
+        with self._phases:
+            self._now[name] += 1
+            self.most_at_once[name] = max(self.most_at_once[name], self._now[name])
+            self._phases.notify_all()
+            wanted, seconds = self.company.get(name, (1, 0.0))
+            self._phases.wait_for(lambda: self.most_at_once[name] >= wanted, timeout=seconds)
+        try:
+            yield
+        finally:
+            with self._phases:
+                self._now[name] -= 1
+
     def boot_test(self, built: BuiltImage) -> BootTest:
         key = BuildKey(built.record.profile, built.record.release, built.record.arch)
         self._note("boot_test", key)
+        with self._phase("boot_test"):
+            pass
         if key in self.failing_tests:
             return BootTest(False, "cloud-init did not finish")
         return BootTest(True)
 
-    def publish(self, cell: Cell, built: BuiltImage) -> PublishOutcome:
+    def publish(self, cell: Cell, built: BuiltImage, upload_slot: Slot = nullcontext) -> PublishOutcome:
         self._note("publish", cell.key)
+        with upload_slot(), self._phase("upload"):
+            pass
+        with self._phase("wait"):
+            pass
         if cell.key in self.failing_publishes:
             raise CloudError(cell.cloud, cell.region, "import", "ImportTaskFailed")
         placed, failed = [], []

@@ -127,8 +127,8 @@ def test_plan_groups_cells_by_build_in_matrix_order():
 def test_rendered_plan_names_every_cell():
     cells = expand(config(), PROFILES, source=SOURCE)
     text = render_plan(make_plan(cells, concurrency=2))
-    assert text.splitlines()[0] == ("release plan: 24 cell(s) from 8 build(s); up to 2 cell(s) at once, "
-                                    "one build at a time")
+    assert text.splitlines()[0] == ("release plan: 24 cell(s) from 8 build(s); up to 2 boot test(s) and upload(s) "
+                                    "at once, one build at a time")
     assert text.count("-> boot test -> publish:") == 8
     assert "    aws     us-east-1   copy to us-west-2; private" in text
     assert "    aws     eu-west-1   share with 111; public" in text

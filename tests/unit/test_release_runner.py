@@ -84,10 +84,10 @@ def test_an_unexpected_exception_is_contained_in_its_cell():
     fake = FakeSteps()
     steps = fake.steps()
 
-    def broken_publish(cell, built):
+    def broken_publish(cell, built, upload_slot):
         if cell.cloud == "huawei":
             raise KeyError("ImageId")
-        return fake.publish(cell, built)
+        return fake.publish(cell, built, upload_slot)
 
     results = statuses(run_cells(plan(A), type(steps)(steps.find_build, steps.build, steps.boot_test,
                                                        broken_publish)))
@@ -101,6 +101,19 @@ def test_builds_never_overlap(concurrency):
     run_cells(plan(A, B, C, concurrency=concurrency), fake.steps())
     assert fake.most_builds_at_once == 1
     assert len([c for c in fake.calls if c[0] == "build"]) == 3
+
+
+def test_the_concurrency_bounds_boot_tests_and_uploads_while_every_cell_waits_at_once():
+    """release.yaml's concurrency is for the machine and its link (a VM per boot test, the bytes of an upload);
+    a cell waiting on the cloud (import and copy polls) holds neither, so every cell waits at the same time."""
+    keys = [BuildKey("min", f"24.{n:02d}", "x86_64") for n in range(1, 7)]
+    # a boot test or an upload holds on for a third (never to come) for 50 ms; a wait until all 12 wait, up to 5 s
+    fake = FakeSteps(company={"boot_test": (3, 0.05), "upload": (3, 0.05), "wait": (12, 5.0)})
+    results = run_cells(plan(*keys, concurrency=2), fake.steps())
+    assert all(r.status is Status.PUBLISHED for r in results) and len(results) == 12
+    assert fake.most_at_once["boot_test"] == 2  # as many as allowed, never more
+    assert fake.most_at_once["upload"] == 2
+    assert fake.most_at_once["wait"] == 12  # every cell's cloud-side wait overlaps every other's
 
 
 def test_a_re_run_reuses_builds_and_creates_no_image():
