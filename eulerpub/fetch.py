@@ -72,9 +72,14 @@ INDEX_VERSION = 1
 # volunteer mirrors (download accelerators default to about as many) and within what xz decodes on one core.
 DEFAULT_CONNECTIONS = 4
 MAX_CONNECTIONS = 16
-# Bytes per Range request: one request's round trip is ~2% of a range at 4 MB/s and 40 ms RTT, and a kill
-# loses at most one range per connection.
-RANGE_SIZE = 8 << 20
+# Bytes per Range request. The decoder reads the contiguous prefix, which grows only as fast as the range it
+# waits for arrives (one connection's rate) until that range is whole; so the smaller the ranges, the sooner
+# the decoder has a backlog to work through at its own speed. Measured at 40 ms RTT and 4 MB/s per connection
+# (docs/benchmarks.md): with 8 MiB ranges the decoder idled for most of the first 2 s and finished seconds
+# after the last byte. Each range costs one round trip on its kept-alive connection: ~8% of a 2 MiB range at
+# 4 MB/s and 40 ms, time the network has to spare while the decoder (one core) is the slower of the two.
+# A kill loses at most one range per connection.
+RANGE_SIZE = 2 << 20
 RANGES_VERSION = 1
 STOP_WAIT = 2.0  # seconds a stopped download waits for each connection's worker to notice
 _SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
