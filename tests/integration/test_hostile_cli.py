@@ -26,12 +26,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.emulators import CvmEmulator, ImsEmulator
+from tests.emulators import CvmEmulator, EcsEmulator, ImsEmulator
 from tests.fixtures_moto import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, MotoHarness
 
 RELEASE = "24.03-LTS-SP1"
 HUAWEI_REGIONS = ("cn-north-4", "cn-east-3")
 TENCENT_REGIONS = ("ap-guangzhou", "ap-shanghai")
+ALIBABA_REGIONS = ("cn-hangzhou", "cn-shanghai")
 MiB = 1024 * 1024
 ROW_TIMEOUT = 60  # seconds; a row that retries for minutes fails instead of hanging the suite
 
@@ -43,20 +44,23 @@ class Clouds:
     moto: MotoHarness
     ims: ImsEmulator
     cvm: CvmEmulator
+    ecs: EcsEmulator
     env: dict[str, str]
 
-    def mark(self) -> tuple[int, int, int]:
-        return len(self.moto.requests), len(self.ims.requests), len(self.cvm.requests)
+    def mark(self) -> tuple[int, int, int, int]:
+        return len(self.moto.requests), len(self.ims.requests), len(self.cvm.requests), len(self.ecs.requests)
 
-    def requests_since(self, mark: tuple[int, int, int]) -> list[str]:
+    def requests_since(self, mark: tuple[int, int, int, int]) -> list[str]:
         return ([f"aws:{r.service}:{r.action}" for r in self.moto.requests[mark[0]:]]
                 + [f"huawei:{c.action}" for c in self.ims.requests[mark[1]:]]
-                + [f"tencent:{c.action}" for c in self.cvm.requests[mark[2]:]])
+                + [f"tencent:{c.action}" for c in self.cvm.requests[mark[2]:]]
+                + [f"alibaba:{c.action}" for c in self.ecs.requests[mark[3]:]])
 
 
 @pytest.fixture(scope="module")
 def clouds(moto_server: MotoHarness) -> Iterator[Clouds]:
-    with ImsEmulator(regions=HUAWEI_REGIONS) as ims, CvmEmulator(regions=TENCENT_REGIONS) as cvm:
+    with ImsEmulator(regions=HUAWEI_REGIONS) as ims, CvmEmulator(regions=TENCENT_REGIONS) as cvm, \
+            EcsEmulator(regions=ALIBABA_REGIONS) as ecs:
         env = {
             "AWS_ENDPOINT_URL": moto_server.url, "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY,
             "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_KEY, "AWS_DEFAULT_REGION": "us-east-1",
@@ -64,11 +68,15 @@ def clouds(moto_server: MotoHarness) -> Iterator[Clouds]:
             "EULERPUB_HUAWEI_OBS_ENDPOINT": moto_server.url,
             "TENCENTCLOUD_SECRET_ID": cvm.secret_id, "TENCENTCLOUD_SECRET_KEY": cvm.secret_key,
             "EULERPUB_TENCENT_CVM_ENDPOINT": cvm.url, "EULERPUB_TENCENT_COS_ENDPOINT": moto_server.url,
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": ecs.access_key_id, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": ecs.access_key_secret,
+            "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", "ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true",
+            "EULERPUB_ALIBABA_ECS_ENDPOINT": ecs.url, "EULERPUB_ALIBABA_RAM_ENDPOINT": ecs.url,
+            "EULERPUB_ALIBABA_OSS_ENDPOINT": moto_server.url,
             "EULERPUB_POLL_INTERVAL": "0.02",
         }
         for region, project in ims.projects.items():
             env[f"HUAWEICLOUD_SDK_PROJECT_ID_{region.replace('-', '_').upper()}"] = project
-        yield Clouds(moto_server, ims, cvm, env)
+        yield Clouds(moto_server, ims, cvm, ecs, env)
 
 
 # -- the workspace of one row ------------------------------------------------------------------------------------
@@ -130,6 +138,11 @@ def huawei(space: Space, *args: str) -> list[str]:
 def tencent(space: Space, *args: str) -> list[str]:
     return ["publish", "--cloud", "tencent", "--image", image(space), "--arch", "x86_64", "--region",
             TENCENT_REGIONS[0], "--bucket", "eulerpub-1250000000", *args]
+
+
+def alibaba(space: Space, *args: str) -> list[str]:
+    return ["publish", "--cloud", "alibaba", "--image", image(space), "--arch", "x86_64", "--region",
+            ALIBABA_REGIONS[0], "--bucket", "eulerpub-images", *args]
 
 
 def build(space: Space, profile_text: str | bytes, *args: str) -> list[str]:
@@ -260,6 +273,15 @@ ROWS = [
     Row("tencent-name-too-long", lambda s: tencent(s, "--name", "o" * 61, "--dry-run"), 2,
         "61 characters; Tencent Cloud allows 1-60"),
     Row("tencent-name-control", lambda s: tencent(s, "--name", "openEuler\x07bell"), 2, "Tencent Cloud does not"),
+    Row("alibaba-name-aliyun", lambda s: alibaba(s, "--name", "aliyun-openEuler"), 2,
+        "must start with a letter and not with 'aliyun' or 'acs:'"),
+    Row("alibaba-name-digit-first-dry-run", lambda s: alibaba(s, "--name", "24.03-openEuler", "--dry-run"), 2,
+        "must start with a letter"),
+    Row("alibaba-name-space", lambda s: alibaba(s, "--name", "openEuler hpc"), 2,
+        "' ', which Alibaba Cloud does not allow"),
+    Row("alibaba-name-too-long", lambda s: alibaba(s, "--name", "o" * 129), 2, "Alibaba Cloud allows 2-128"),
+    Row("alibaba-name-escape", lambda s: alibaba(s, "--name", "openEuler-\x1b[31mred"), 2,
+        "which Alibaba Cloud does not allow"),
     # 6. release, arch, share targets, regions, directories
     Row("publish-release-unknown", lambda s: aws(s, "--release", "99.99-LTS"), 2,
         "unknown openEuler release '99.99-LTS'"),
@@ -278,6 +300,24 @@ ROWS = [
     Row("aws-share-arn", lambda s: aws(s, "--share", "arn:aws:iam::123456789012:root"), 2, "12-digit AWS account"),
     Row("huawei-share-not-hex", lambda s: huawei(s, "--share", "not-a-project"), 2, "32-hex-digit project id"),
     Row("tencent-share-letters", lambda s: tencent(s, "--share", "abc"), 2, "numeric Tencent Cloud account id"),
+    Row("alibaba-share-letters", lambda s: alibaba(s, "--share", "abc"), 2, "numeric Alibaba Cloud account id"),
+    Row("alibaba-share-too-short", lambda s: alibaba(s, "--share", "12345"), 2, "numeric Alibaba Cloud account id"),
+    Row("alibaba-public", lambda s: alibaba(s, "--public"), 2, "does not publish Alibaba Cloud community images"),
+    Row("alibaba-no-bucket", lambda s: alibaba(s)[:-2], 2, "publishing to alibaba through object storage needs a bucket"),
+    Row("alibaba-quick-import", lambda s: alibaba(s, "--quick-import"), 2, "--quick-import is Huawei Cloud only"),
+    Row("alibaba-format-vmdk", lambda s: alibaba(s, "--format", "vmdk"), 2, "--format vmdk: alibaba imports qcow2, raw, vhd"),
+    Row("alibaba-boot-mode-unknown", lambda s: alibaba(s, "--boot-mode", "legacy"), 2,
+        "'legacy' is not one of 'uefi'"),
+    Row("alibaba-region-path", lambda s: [*alibaba(s)[:7], "--region", "../etc", *alibaba(s)[9:]], 2,
+        "is not a region name on Alibaba Cloud"),
+    Row("alibaba-region-underscore", lambda s: [*alibaba(s)[:7], "--region", "cn_hangzhou", *alibaba(s)[9:]], 2,
+        "is not a region name on Alibaba Cloud"),
+    Row("alibaba-copy-to-url", lambda s: alibaba(s, "--copy-to", "https://cn-shanghai"), 2,
+        "is not a region name on Alibaba Cloud"),
+    Row("images-list-region-alibaba", lambda s: ["images", "list", "--cloud", "alibaba", "--region", "cn-hangzhou/x"],
+        2, "is not a region name on Alibaba Cloud"),
+    Row("prune-region-alibaba", lambda s: ["prune", "--cloud", "alibaba", "--region", "CN-HANGZHOU", "--keep", "1"],
+        2, "is not a region name on Alibaba Cloud"),
     Row("aws-region-url", lambda s: [*aws(s)[:7], "--region", "https://evil.example/", *aws(s)[9:]], 2,
         "is not a region name on AWS"),
     Row("aws-copy-to-path", lambda s: aws(s, "--copy-to", "eu-west-1/../x"), 2, "is not a region name on AWS"),

@@ -18,7 +18,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.emulators import CvmEmulator, ImsEmulator, Timing
+from tests.emulators import CvmEmulator, EcsEmulator, ImsEmulator, Timing
 from tests.integration.sdkclouds import object_keys, s3
 from tests.mirror import publish_image
 
@@ -140,7 +140,7 @@ class CloudSide:
             assert object_keys(moto, "us-east-1", self.bucket) == [], "no object"
 
 
-@pytest.fixture(params=["aws-ebs", "aws-s3", "huawei", "tencent"])
+@pytest.fixture(params=["aws-ebs", "aws-s3", "huawei", "tencent", "alibaba"])
 def cloud(request, aws_env, monkeypatch, tmp_path):
     moto = aws_env
     monkeypatch.setenv("EULERPUB_POLL_INTERVAL", "0.01")
@@ -163,6 +163,19 @@ def cloud(request, aws_env, monkeypatch, tmp_path):
             s3(moto, "us-east-1").create_bucket(Bucket="eulerpub-images")
             yield CloudSide(name, ("--cloud", "huawei", "--region", "cn-north-4", "--bucket", "eulerpub-images"),
                             moto, ims, "eulerpub-images")
+    elif name == "alibaba":
+        with EcsEmulator(regions=("cn-hangzhou",), timing=Timing(polls=2)) as ecs:
+            for key, value in {"ALIBABA_CLOUD_ACCESS_KEY_ID": ecs.access_key_id,
+                               "ALIBABA_CLOUD_ACCESS_KEY_SECRET": ecs.access_key_secret,
+                               "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
+                               "ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true", "HOME": str(tmp_path),
+                               "EULERPUB_ALIBABA_ECS_ENDPOINT": ecs.url, "EULERPUB_ALIBABA_RAM_ENDPOINT": ecs.url,
+                               "EULERPUB_ALIBABA_OSS_ENDPOINT": moto.url}.items():
+                monkeypatch.setenv(key, value)
+            s3(moto, "us-east-1").create_bucket(Bucket="eulerpub-images")
+            moto.md5_buckets.add("eulerpub-images")
+            yield CloudSide(name, ("--cloud", "alibaba", "--region", "cn-hangzhou", "--bucket", "eulerpub-images"),
+                            moto, ecs, "eulerpub-images")
     else:
         with CvmEmulator(regions=("ap-guangzhou",), timing=Timing(polls=2)) as cvm:
             for key, value in {"TENCENTCLOUD_SECRET_ID": cvm.secret_id, "TENCENTCLOUD_SECRET_KEY": cvm.secret_key,
@@ -178,7 +191,7 @@ def cloud(request, aws_env, monkeypatch, tmp_path):
 @pytest.mark.parametrize("kind", HOSTILE)
 def test_publish_refuses_images_that_read_host_files(cli, cloud, secret, tmp_path, kind, dry_run):
     image = make_image(kind, tmp_path / "in", secret)
-    public = ["--public"] if cloud.name.startswith("aws") else []  # Huawei and Tencent cannot publish publicly
+    public = ["--public"] if cloud.name.startswith("aws") else []  # the other clouds cannot publish publicly
     result = cli("publish", *cloud.args, "--image", image, "--arch", "x86_64", *public,
                  *(["--dry-run"] if dry_run else []))
     assert result.exit_code == 2, (result.stdout, result.stderr)
