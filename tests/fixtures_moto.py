@@ -38,7 +38,8 @@ Stricter than moto, each rule with its source in a comment where it is enforced;
 - DescribeImages leaves disabled AMIs out unless IncludeDisabled; DeregisterImage honours
   DeleteAssociatedSnapshots.
 - S3: a wrong Content-MD5 is BadDigest; more than 10 object tags is refused when the upload starts; OBS/COS
-  (a non-AWS signing region, or a bucket in `md5_buckets`) require Content-MD5 on UploadPart.
+  (a non-AWS signing region, or a bucket in `md5_buckets`) require Content-MD5 on UploadPart; OSS (a bucket in
+  `oss_buckets`) refuses user-metadata names other than letters, digits and '-', and 8 KB or more of it.
 - IAM and S3 state is per partition, so a cn-north-1 run needs its role and bucket in aws-cn.
 """
 
@@ -138,6 +139,7 @@ class MotoHarness:
     block_public_access: dict[str, str] = field(default_factory=dict)
     snapshot_block_public_access: dict[str, str] = field(default_factory=dict)  # region -> state (unblocked)
     md5_buckets: set[str] = field(default_factory=set)  # buckets that act as OBS/COS: Content-MD5 required
+    oss_buckets: set[str] = field(default_factory=set)  # buckets that act as OSS: its user-metadata rules
     fail_next_imports: int = 0
     # EBS direct eventual consistency: the first N PutSnapshotBlock calls for each new snapshot answer 404
     # ResourceNotFoundException (coldsnap and the EBS direct docs: a new snapshot is not visible at once).
@@ -174,6 +176,7 @@ class MotoHarness:
             self.block_public_access.clear()
             self.snapshot_block_public_access.clear()
             self.md5_buckets.clear()
+            self.oss_buckets.clear()
             self.tokens.clear()
             self.pending_images.clear()
             self.fail_next_imports = 0
@@ -225,6 +228,12 @@ def _describe(environ: dict[str, Any], body: bytes) -> Recorded:
         action = _s3_action(method, path, query)
         params = {k: v[0] for k, v in query.items()}
         params.update(_amz_headers(environ))
+        # werkzeug drops a header whose name holds '_' (x-amz-meta-my_key); SigV4 signs every x-amz-* header,
+        # so its name is still in SignedHeaders: recorded with its value unknown, for the OSS metadata rule
+        signed = re.search(r"SignedHeaders=([^,]+)", auth)
+        for name in signed.group(1).split(";") if signed else ():
+            if name.startswith("x-amz-meta-"):
+                params.setdefault(name, "")
         if environ.get("HTTP_CONTENT_MD5"):
             params["content-md5"] = environ["HTTP_CONTENT_MD5"]
     elif service == "ebs":
@@ -287,9 +296,19 @@ def _s3_refusal(rec: Recorded, body: bytes, harness: MotoHarness) -> tuple[str, 
       Tencent tests reach this server) or its bucket is in `harness.md5_buckets`.
     - At most 10 tags per object (S3 User Guide, "Categorizing your storage using tags"), refused when the upload
       starts rather than when it completes (moto checks at completion).
+    - OSS (`harness.oss_buckets`): user metadata (`x-amz-meta-*` through the S3-compatible API, `x-oss-meta-*`
+      natively) names hold only letters, digits and '-' (OSS error 0011-00000004: "Underscores (_) and other
+      characters are not supported"), and all names and values together stay under 8 KB (OSS error 0011-00000002).
     """
     if rec.action not in ("UploadPart", "PutObject", "CreateMultipartUpload"):
         return None
+    if rec.action != "UploadPart" and rec.path.strip("/").split("/", 1)[0] in harness.oss_buckets:
+        meta = {k: str(v) for k, v in rec.params.items() if k.startswith("x-amz-meta-")}
+        bad = next((k for k in meta if not re.fullmatch(r"[a-z0-9-]+", k.removeprefix("x-amz-meta-"))), None)
+        if bad is not None:
+            return "InvalidArgument", f"0011-00000004: the user metadata name {bad} holds a character OSS refuses"
+        if sum(len(k) + len(v) for k, v in meta.items()) >= 8 * 1024:
+            return "InvalidArgument", "0011-00000002: the user metadata is 8 KB or more"
     if rec.action == "UploadPart":
         sha256 = rec.params.get("x-amz-checksum-sha256")
         if sha256 and base64.b64encode(hashlib.sha256(body).digest()).decode() != sha256:

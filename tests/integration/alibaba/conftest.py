@@ -47,6 +47,7 @@ def harness(moto, monkeypatch, tmp_path) -> Iterator[Harness]:
         monkeypatch.chdir(tmp_path)
         s3(moto, "us-east-1").create_bucket(Bucket=BUCKET)
         moto.md5_buckets.add(BUCKET)  # OSS verifies Content-MD5 and ignores x-amz-checksum-*
+        moto.oss_buckets.add(BUCKET)  # and refuses user-metadata names with '_' and 8 KB of it
         yield Harness(
             cloud="alibaba", emulator=emulator, moto=moto, regions=REGIONS, bucket=BUCKET, share=SHARE_ACCOUNT,
             env=env, secret=emulator.access_key_secret, secret_variable="ALIBABA_CLOUD_ACCESS_KEY_SECRET",

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from botocore.exceptions import ClientError
+
 from eulerpub.clouds import get_adapter
 from tests.emulators.ecs import Image
 from tests.integration.sdkclouds import report, rows, s3
@@ -112,3 +115,18 @@ def test_prune_deletes_old_images_with_their_snapshots_and_an_orphaned_snapshot(
         [("snapshot", kept.snapshot_id, True)]
     assert kept.snapshot_id not in emulator.snapshots
     assert {s.region for s in emulator.snapshots.values()} == set(harness.regions)  # the new build's stay
+
+
+@pytest.mark.parametrize(("metadata", "says"), [({"eulerpub_build_id": "b1"}, "0011-00000004"),
+                                                ({"eulerpub.build": "b1"}, "0011-00000004"),
+                                                ({"big": "x" * 8192}, "0011-00000002")])
+def test_the_oss_bucket_refuses_metadata_oss_does_not_take(harness, metadata, says):
+    store = s3(harness.moto, harness.source)
+    with pytest.raises(ClientError) as refused:
+        store.put_object(Bucket=harness.bucket, Key="eulerpub/x/disk.raw", Body=b"x", Metadata=metadata)
+    with pytest.raises(ClientError):
+        store.create_multipart_upload(Bucket=harness.bucket, Key="eulerpub/x/disk.raw", Metadata=metadata)
+    assert says in refused.value.response["Error"]["Message"]
+    assert harness.objects() == []
+    store.put_object(Bucket=harness.bucket, Key="eulerpub/x/disk.raw", Body=b"x",
+                     Metadata={"Eulerpub-Build-Id": "b1", "managed-by": "eulerpub"})  # upper case is lowered
