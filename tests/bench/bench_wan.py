@@ -12,10 +12,14 @@ kernel has no netem, see there). The machine is shared: trust ratios within a ru
 - convert: `convert.convert_all` (every format at once) vs the sum of sequential `qemu-img convert` runs.
 - release: 12 cells with 3 copy regions each vs 1 cell, through the real release runner and publish core on
            the in-memory cloud with 100 ms added to every adapter call (one call stands for one API request).
+- publish huawei / tencent: `eulerpub publish` (a child process: the real adapters and SDKs) to the IMS or
+           CVM emulator and moto's S3 as OBS/COS, every endpoint behind its own 100 ms RTT link: one region vs
+           the same with 2 copy regions, with the API calls and object-store requests each made.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -26,6 +30,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -252,3 +257,81 @@ def test_release_of_12_cells_vs_1_cell_at_100ms_per_call(tmp_path):
             f"calls per cell ({', '.join(f'{k} {v // 12}' for k, v in sorted(counts.items()))}): 1 cell "
             f"{one:.1f} s, 12 cells at concurrency 12 {twelve:.1f} s ({twelve / one:.2f}x, goal <= 1.5x), at "
             f"concurrency 4 (the default) {default:.1f} s ({default / one:.2f}x)")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Huawei and Tencent through the link: the real adapters and SDKs, the IMS/CVM emulators and moto as OBS/COS
+
+CLOUD_RTT = 0.100  # seconds: a cloud region across an ocean
+
+
+def _publish_through_link(cloud: str, moto, images: dict[str, Path], workdir: Path, copies: int) -> dict[str, Any]:
+    """One `eulerpub publish` in a child process, every cloud endpoint (IMS per region or CVM, and the object
+    store) behind its own WanLink; returns the wall time and the requests each server saw."""
+    from tests.emulators import CvmEmulator, ImsEmulator, Timing
+    from tests.integration.huawei import conftest as huawei
+    from tests.integration.sdkclouds import POLL_SECONDS, object_exists, s3
+    from tests.integration.sdkclouds import RELEASE as IMAGE_RELEASE
+    from tests.integration.tencent import conftest as tencent
+
+    moto.reset()
+    side = huawei if cloud == "huawei" else tencent
+    s3(moto, "us-east-1").create_bucket(Bucket=side.BUCKET)
+    regions = side.REGIONS[:1 + copies]
+    if cloud == "huawei":
+        emulator = ImsEmulator(regions=side.REGIONS, timing=Timing(polls=2),
+                               object_exists=lambda bucket, key: object_exists(moto, side.REGIONS[0], bucket, key))
+    else:
+        emulator = CvmEmulator(regions=side.REGIONS, timing=Timing(polls=2),
+                               object_exists=lambda url: tencent.cos_object_exists(moto, url))
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(emulator)
+        endpoints = dict(emulator.endpoints) if cloud == "huawei" else {"cvm": emulator.url}
+        links = {name: stack.enter_context(WanLink(url, rtt=CLOUD_RTT)).url for name, url in endpoints.items()}
+        store = stack.enter_context(WanLink(moto.url, rtt=CLOUD_RTT)).url
+        env = {**os.environ, "EULERPUB_POLL_INTERVAL": POLL_SECONDS}
+        if cloud == "huawei":
+            env |= {"HUAWEICLOUD_SDK_AK": emulator.ak, "HUAWEICLOUD_SDK_SK": emulator.sk,
+                    "EULERPUB_HUAWEI_OBS_ENDPOINT": store}
+            for region, url in links.items():
+                name = region.replace("-", "_").upper()
+                env |= {f"HUAWEICLOUD_SDK_REGION_IMS_{name}": url, f"HUAWEICLOUD_SDK_REGION_IAM_{name}": url,
+                        f"HUAWEICLOUD_SDK_PROJECT_ID_{name}": emulator.projects[region]}
+            extra = ["--agency", huawei.AGENCY]
+        else:
+            env |= {"TENCENTCLOUD_SECRET_ID": emulator.secret_id, "TENCENTCLOUD_SECRET_KEY": emulator.secret_key,
+                    "EULERPUB_TENCENT_CVM_ENDPOINT": links["cvm"], "EULERPUB_TENCENT_COS_ENDPOINT": store}
+            extra = []
+        workdir.mkdir(parents=True)
+        argv = [sys.executable, "-m", "eulerpub", "publish", "--cloud", cloud, "--image", str(images["qcow2"]),
+                "--arch", "x86_64", "--release", IMAGE_RELEASE, "--region", regions[0],
+                *[a for region in regions[1:] for a in ("--copy-to", region)], "--bucket", side.BUCKET,
+                "--build-dir", str(workdir / "build"), "--wait-timeout", "5", "--json", *extra]
+        start = time.perf_counter()
+        result = subprocess.run(argv, env=env, cwd=workdir, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        assert result.returncode == 0, result.stderr[-2000:]
+        rows = {row["region"]: row for row in json.loads(result.stdout)["regions"]}
+        assert sorted(rows) == sorted(regions) and all(row["status"] == "done" for row in rows.values())
+        made = {image.region for image in emulator.images.values()
+                if getattr(image, "status", None) == "active" or getattr(image, "state", None) == "NORMAL"}
+        assert set(regions) <= made, made  # the image is in every region, as the cloud sees it
+        assert not emulator.crashes, emulator.crashes[:1]
+        return {"seconds": seconds, "api": len(emulator.requests),
+                "store": sum(1 for r in moto.requests if r.service == "s3")}
+
+
+@pytest.mark.skipif(shutil.which("qemu-img") is None, reason="needs qemu-img")
+@pytest.mark.parametrize("cloud", ["huawei", "tencent"])
+def test_wan_huawei_and_tencent_publish_one_region_vs_two_copies(cloud, moto, tmp_path):
+    from tests.integration.sdkclouds import make_images
+
+    (tmp_path / "images").mkdir()
+    images = make_images(tmp_path / "images")
+    one = _publish_through_link(cloud, moto, images, tmp_path / "one", copies=0)
+    copied = _publish_through_link(cloud, moto, images, tmp_path / "copies", copies=2)
+    _record(f"publish {cloud}", f"{images['qcow2'].stat().st_size / MiB:.0f} MiB qcow2 through the real {cloud} "
+            f"adapter to its emulator and moto's S3, each endpoint {CLOUD_RTT * 1000:.0f} ms RTT away: one region "
+            f"{one['seconds']:.1f} s ({one['api']} API calls, {one['store']} object-store requests); with 2 copy "
+            f"regions {copied['seconds']:.1f} s ({copied['api']} API calls, {copied['store']} object-store "
+            f"requests): {copied['seconds'] / one['seconds']:.2f}x the one region")
