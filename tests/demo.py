@@ -169,6 +169,7 @@ def local_clouds() -> Iterator[LocalClouds]:
         for bucket in (HUAWEI["bucket"], TENCENT["bucket"], ALIBABA["bucket"]):
             s3(moto, store_region).create_bucket(Bucket=bucket)
         moto.md5_buckets.add(ALIBABA["bucket"])  # OSS verifies Content-MD5 (cn-hangzhou is not an AWS region anyway)
+        moto.oss_buckets.add(ALIBABA["bucket"])  # and takes user-metadata names of letters, digits and '-' only
         env = {
             **aws_environment(moto),
             "HUAWEICLOUD_SDK_AK": ims.ak, "HUAWEICLOUD_SDK_SK": ims.sk,
