@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
+from alibabacloud_ecs20140526 import models
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
 from darabonba.exceptions import UnretryableException
 from darabonba.policy.retry import RetryPolicyContext
@@ -58,3 +61,27 @@ def test_a_connection_failure_is_transient_and_failures_are_read():
     assert failure is not None and failure.credentials and not failure.not_found
     gone = alibaba._inspect(ClientException(status_code=404, code="InvalidImageId.NotFound", message="m"))
     assert gone is not None and gone.not_found
+
+
+def test_platform_is_the_sdk_models_documented_default_and_it_lists_no_openeuler():
+    source = inspect.getsource(models.ImportImageRequest.__init__)
+    platforms = source.split("The operating system distribution. Valid values:")[1].split("Default value:")[0]
+    names = [line.strip(" #-") for line in platforms.splitlines() if line.strip(" #-")]
+    assert alibaba.PLATFORM in names and not [n for n in names if "euler" in n.lower()]
+    assert f"Default value: {alibaba.PLATFORM}." in source
+    wire = models.ImportImageRequest(architecture="arm64", boot_mode="UEFI", ostype="linux",
+                                     platform=alibaba.PLATFORM).to_map()
+    assert {k: wire[k] for k in ("Architecture", "BootMode", "OSType", "Platform")} == \
+        {"Architecture": "arm64", "BootMode": "UEFI", "OSType": "linux", "Platform": "Others Linux"}
+
+
+def test_a_failed_tasks_reason_and_an_images_snapshots_are_read_from_the_sdk_models():
+    attribute = models.DescribeTaskAttributeResponseBody().from_map({"OperationProgressSet": {"OperationProgress": [
+        {"OperationStatus": "Failed", "ErrorCode": "ImportImageFailed", "ErrorMsg": "no partition table"},
+        {"OperationStatus": "Success", "ErrorCode": "", "ErrorMsg": ""}]}})
+    assert alibaba.task_failure(attribute) == "ImportImageFailed: no partition table"
+    assert alibaba.task_failure(models.DescribeTaskAttributeResponseBody()) == ""
+    image = models.DescribeImagesResponseBodyImagesImage().from_map({
+        "ImageId": "m-1", "Status": "Available", "DiskDeviceMappings": {"DiskDeviceMapping": [
+            {"Type": "system", "SnapshotId": "s-1"}, {"Type": "data", "SnapshotId": ""}]}})
+    assert alibaba._image_ref("cn-hangzhou", image).snapshot_ids == ("s-1",)
