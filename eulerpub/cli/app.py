@@ -14,14 +14,9 @@ from dataclasses import dataclass
 import typer
 import typer.main
 from rich.markup import escape
-from typer.core import TyperCommand, TyperGroup, TyperOption
-
-try:  # typer >= 0.20 vendors click
-    from typer._click import core as click_core
-    from typer._click import exceptions as click_errors
-except ImportError:  # pragma: no cover - older typer uses click itself
-    from click import core as click_core
-    from click import exceptions as click_errors
+from typer._click import core as click_core  # typer vendors click (pyproject.toml pins the typer release)
+from typer._click import exceptions as click_errors
+from typer.core import TyperCommand, TyperGroup
 
 from eulerpub import __version__, ui
 from eulerpub.errors import EXIT_BAD_INPUT, EXIT_FAILED, EulerpubError
@@ -107,15 +102,6 @@ class LazyGroup(TyperGroup):
             command = self.commands[name] = load_verb(name)
         return name, command, rest
 
-
-def _no_flag_type(display_type_rich):
-    """Flags take no value: their help row shows no `<bool>` (typer labels every option with its type)."""
-    def display(self, ctx):
-        return None if self.is_flag else display_type_rich(self, ctx)
-    return display
-
-
-TyperOption.display_type_rich = _no_flag_type(TyperOption.display_type_rich)
 
 app = typer.Typer(
     cls=LazyGroup,
@@ -236,8 +222,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(EXIT_BAD_INPUT)
     except click_errors.ClickException as exc:
-        # typer checks values with pydantic, whose messages start "Value error, " (configfile drops it too)
-        _fail(exc.format_message().replace(": Value error, ", ": "), exc.exit_code)
+        _fail(exc.format_message(), exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         _fail(INTERRUPTED, EXIT_INTERRUPTED)
     except RecursionError:
