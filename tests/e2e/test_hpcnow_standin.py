@@ -1,7 +1,8 @@
 """End to end: the hpcnow profile (HPC toolchain + GNOME remote desktop + HPC-NOW's bootstrap set) built on the
 stand-in, booted once (SeaBIOS, TCG) and proven: cloud-init, growroot, mpi, desktop (RDP with FreeRDP and VNC with
 vncdotool, both frames showing GNOME) and hpcnow (HPC-NOW's user_data replayed, root in with its password). In
-the same boot, gdm stopped: the desktop check fails with a one-line reason.
+the same boot, gdm stopped: the desktop check fails with a one-line reason. And the other side: the same hpcnow
+check against the hardened hpc image (the session's hpc_standin_build, one more boot) fails, naming the sshd policy.
 
 Select with `-m e2e`; skip with `-m "not e2e"`. About 19 minutes on 2 cores with warm caches (build ~7-8 min,
 boot test ~10 min).
@@ -18,7 +19,7 @@ import pytest
 
 from eulerpub import bootcheck, desktopcheck
 from eulerpub.manifest import read_record
-from tests.e2e.builds import build_standin
+from tests.e2e.builds import Built, build_standin
 
 pytestmark = [
     pytest.mark.e2e,
@@ -90,3 +91,40 @@ def test_hpcnow_standin_desktop_and_hpcnow_checks(cli, openeuler_mirror, persist
     print(f"hpcnow e2e wall times: build {built.seconds:.0f} s, boot test {boot_s:.0f} s ({boots}; "
           f"{report['accel']})")
 
+
+
+def test_hpcnow_check_fails_on_the_hardened_hpc_image(cli, hpc_standin_build: Built, monkeypatch):
+    """HPC-NOW's user_data replayed on the hardened hpc image: its sshd edits do not let root in with a password
+    (the image's leading `PermitRootLogin prohibit-password` wins over the appended `PermitRootLogin yes`)."""
+    record_path = hpc_standin_build.record_path
+    assert "hpcnow" not in read_record(record_path).checks
+    kept = record_path.parent / bootcheck.RESULT_NAME
+    kept_before = kept.read_bytes() if kept.exists() else None
+
+    real = bootcheck.boot_test
+    monkeypatch.setattr(bootcheck, "boot_test", lambda image, **kw: real(image, **{**kw, "modes": ["bios"]}))
+    started = time.monotonic()
+    tested = cli("test", str(record_path), "--check", "hpcnow", "--json")
+    boot_s = time.monotonic() - started
+    report = json.loads(tested.stdout)
+    results = {c["name"]: c for c in report["checks"]}
+    assert set(results) == {"booted", "cloud-init", "growroot", "hpcnow"}
+    assert tested.exit_code == 1, tested.stderr[-2000:]
+    passed = {name: c["detail"] for name, c in results.items() if name != "hpcnow" and not c["passed"]}
+    assert not passed, f"{passed}; console: {report.get('console_log')}"
+    assert results["booted"]["detail"].endswith(f"(as {bootcheck.CHECK_USER})")  # the replay deletes openeuler
+    hpcnow = results["hpcnow"]
+    assert not hpcnow["passed"]
+    detail = hpcnow["detail"]
+    assert "\n" not in detail
+    # sshpass exit 5: sshd asked for the password again; sshd -T in the guest says why.
+    assert detail.startswith("root password login through sshpass failed (password refused"), detail
+    assert "the image's sshd policy refuses it: permitrootlogin without-password after HPC-NOW's edits" in detail
+    # ... and the line that does it: openeuler-cloud's leading one, read before HPC-NOW's appended line.
+    assert "set by 'PermitRootLogin prohibit-password' at /etc/ssh/sshd_config:" in detail, detail
+    assert "it ignores the later 'PermitRootLogin yes' at /etc/ssh/sshd_config:" in detail, detail
+    assert report["modes"] == {"bios": "failed"}
+    # A --check run is not the record's boot test: what publish reads is left as it was.
+    assert (kept.read_bytes() if kept.exists() else None) == kept_before
+    print(f"hpcnow check on the hardened hpc image: boot test {boot_s:.0f} s "
+          f"(SSH at {report['boot_seconds']:.0f} s; {report['accel']}); hpcnow: {detail}")
