@@ -46,7 +46,7 @@ lint: venv
 bench: venv  ## benchmarks against the obvious alternatives, printed as ratios
 	$(BIN)/python -m pytest tests/bench -s -p no:cacheprovider $(PYTEST_ARGS)
 
-demo: venv  ## the main job offline: local mirror + local clouds, real build, boot test, publish to four clouds, release
+demo: venv  ## the main job with no cloud: local mirror + local clouds, real build, boot test, publish to four clouds, release (Debian's mirror once, for the stand-in)
 	$(BIN)/python -m tests.demo
 
 clean:
