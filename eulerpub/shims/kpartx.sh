@@ -27,7 +27,22 @@ fi
 base=$(basename "$dev")
 case "$mode" in
     add)
+        # Partitions the kernel still lists for this device belong to an image it held before (a partition that
+        # was busy when that image was unmapped outlives losetup -d): the new image's overlapping ones could not
+        # be added. They are dropped first; any still busy make the check below fail.
+        for sys in /sys/class/block/"$base"/"$base"p*; do
+            [ -e "$sys" ] || continue
+            part=$(basename "$sys")
+            partx -d --nr "${part##*p}" "$dev" 2>/dev/null || true
+            rm -f "/dev/mapper/$part"
+        done
         partx -a "$dev" 2>/dev/null || partx -u "$dev"
+        for nr in $(partx -g -o NR "$dev"); do
+            if [ ! -e "/sys/class/block/$base/${base}p$nr" ]; then
+                echo "kpartx shim: $dev has no partition $nr after partx -a (an old partition of $dev still busy?)" >&2
+                exit 1
+            fi
+        done
         mkdir -p /dev/mapper
         for sys in /sys/class/block/"$base"/"$base"p*; do
             [ -e "$sys" ] || continue
@@ -43,7 +58,14 @@ case "$mode" in
         ;;
     delete)
         rm -f /dev/mapper/"$base"p*
-        partx -d "$dev" 2>/dev/null || true
+        # A partition is busy for a moment after its filesystem is unmounted: retry, and say so if it stays.
+        for _ in $(seq 1 20); do
+            partx -d "$dev" 2>/dev/null || true
+            left=$(find /sys/class/block/"$base"/ -maxdepth 1 -name "${base}p*" -printf '%f ')
+            [ -n "$left" ] || break
+            sleep 0.5
+        done
+        [ -z "$left" ] || echo "kpartx shim: ${left% } still busy on $dev, not removed" >&2
         if [ ! -b "$target" ]; then losetup -d "$dev"; fi
         ;;
     list)
