@@ -53,7 +53,11 @@ MIN_PART_SIZE = 5 * MiB  # S3's (and OBS's, COS's) smallest allowed part, except
 DEFAULT_PART_SIZE = 8 * MiB  # boto3's default too: small enough to retry cheaply, big enough to keep the pipe full
 MAX_PARTS = 10_000  # S3/OBS/COS refuse part numbers above 10,000
 MAX_PART_SIZE = 5 * 1024 * MiB  # S3's largest part
-DEFAULT_WORKERS = 8  # parallel parts; beyond ~8 streams a single host rarely gets more throughput
+# Parts in flight. Far from the region one TCP connection is held to its window over the RTT, or less where
+# packets are lost, so the throughput grows with the connections (AWS's S3 performance guidelines: many
+# concurrent requests). 16, as the EBS uploader, where boto3's upload_file opens 10: at 40 ms RTT and 4 MB/s
+# per connection (docs/benchmarks.md) 8 were slower than boto3. 16 x 8 MiB parts stay within MEMORY_BUDGET.
+DEFAULT_WORKERS = 16
 MEMORY_BUDGET = 512 * MiB  # parts in flight are held in memory: workers x part size stays under this
 SAVE_EVERY_PARTS = 16  # how often the parts-done count is written to the journal (list_parts is the truth)
 # "You can associate up to 10 tags with an object" (S3 User Guide, "Categorizing your storage using tags").
