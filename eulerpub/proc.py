@@ -105,8 +105,8 @@ def run(argv: Argv, *, input: bytes | None = None, timeout: float | None = None,
     """Run a command to its end (in `env`, if given: the whole environment) and return its result, stdout and
     stderr captured.
 
-    ToolError if it fails and `check` is set, and whatever `check` says if it outlives `timeout` (seconds: the
-    group is stopped and the error names the tool and the limit).
+    ToolError if it fails and `check` is set, and always if it outlives `timeout` (seconds: the group is stopped
+    and the error names the tool and the limit; `ToolError.ended` says "stopped after N s").
     """
     cmd = _argv(argv)
     with spawn(cmd, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL) as process:
