@@ -10,8 +10,11 @@ OSS through its S3-compatible API and the one shared uploader: OSS serves every 
 DeleteObject, ListObjectsV2, HeadBucket: OSS "Compatibility with Amazon S3"), verifies each part's Content-MD5
 (OSS UploadPart: InvalidDigest) and refuses `aws-chunked` bodies (OSS error 0017-00000804), so it gets what OBS
 and COS get: Content-MD5 per part, no CRC trailers. The endpoint is `https://s3.oss-{region}.aliyuncs.com`
-(virtual-hosted buckets), or `EULERPUB_ALIBABA_OSS_ENDPOINT`. The upload is signed with an access key pair: a chain
-that yields an STS token (RAM role, OIDC) is refused for the upload with one sentence.
+(virtual-hosted buckets), or `EULERPUB_ALIBABA_OSS_ENDPOINT`. The upload is signed with an access key pair: OSS
+documents its S3-compatible API for an AccessKey pair only ("Use AWS SDKs to access OSS"), and its STS tokens travel
+in `x-oss-security-token` / `security-token`, OSS's own names (OSS error 0002-00000004); no OSS page says the
+S3-compatible API takes `x-amz-security-token`. So a chain that yields an STS token (RAM role, OIDC,
+ALIBABA_CLOUD_SECURITY_TOKEN) is refused in one sentence before the first request.
 
 ImportImage takes a ClientToken, so a repeated import returns the same task; CopyImage too. Images and copies are
 tagged at creation (Tag.N) and carry the build marker in their description. BootMode is BIOS or UEFI (ECS has no
@@ -256,7 +259,9 @@ class AlibabaAdapter(StagedImportAdapter):
         found = self._chain().get_credential()
         if found.security_token:
             raise CredentialsError("the OSS upload (S3-compatible API) is signed with an access key pair and "
-                                   f"Alibaba's chain gave an STS token; set {KEY_ID} and {KEY_SECRET}")
+                                   "Alibaba's chain gave an STS token (a RAM role, OIDC or "
+                                   "ALIBABA_CLOUD_SECURITY_TOKEN), which OSS documents only for its own API; set "
+                                   f"{KEY_ID} and {KEY_SECRET} of a RAM user")
         return boto.StaticCredentials(found.access_key_id, found.access_key_secret)
 
     def _call(self, region: str, action: str, subject: str | None = None, **fields: Any) -> Any:
@@ -269,6 +274,7 @@ class AlibabaAdapter(StagedImportAdapter):
 
     def preflight(self, spec: PublishSpec) -> None:
         self._check_offline(spec)
+        self._staging_area()  # the upload's key pair (an STS token is refused here, before any request)
         for region in spec.regions:  # proves the credentials and each region's name
             self._call(region, "DescribeImages", image_owner_alias="self", page_size=1)
         self._staging_area().check_bucket(spec.source_region, spec.bucket or "")
@@ -400,9 +406,14 @@ class AlibabaAdapter(StagedImportAdapter):
     def _tag_snapshots(self, image: ImageRef) -> None:
         """Give the image's snapshots its eulerpub tags, so a snapshot left behind is found (and not another's)."""
         tags = dict(list(image.tags.items())[:TAGS_MAX])
-        if image.snapshot_ids and tags.get(TAG_MANAGED_BY) == MANAGED_BY:
+        if not image.snapshot_ids or tags.get(TAG_MANAGED_BY) != MANAGED_BY:
+            return
+        try:
             self._call(image.region, "TagResources", image.image_id, resource_type="snapshot",
                        resource_id=list(image.snapshot_ids), tag=tag_list(models.TagResourcesRequestTag, tags))
+        except CloudError as exc:  # the image is made; only prune's orphan search loses sight of its snapshot
+            log.warning("%s/%s: the snapshot of %s is not tagged, so prune will not list it if it is left "
+                        "behind: %s", CLOUD, image.region, image.image_id, exc)
 
     def register(self, spec: PublishSpec, imported: Imported) -> ImageRef:
         """The import made the image, tagged at creation: look it up."""

@@ -101,13 +101,19 @@ def test_server_errors_are_retried_and_the_publish_goes_through(harness, cli, im
 def test_an_sts_token_from_the_chain_is_refused_for_the_oss_upload_in_one_sentence(harness, cli, images,
                                                                                    monkeypatch):
     monkeypatch.setenv("ALIBABA_CLOUD_SECURITY_TOKEN", "sts-token-from-a-role")
+    setup = len(harness.moto.requests)  # the fixture's CreateBucket
 
     result = cli(*harness.args(images["qcow2"]))
+    planned = cli(*harness.args(images["qcow2"], "--dry-run"))
 
-    assert result.exit_code == 2, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "signed with an access key pair" in errors[0], result.stderr
-    assert harness.moto.calls("CreateMultipartUpload") == [] and harness.emulator.images == {}
+    for run in (result, planned):
+        assert run.exit_code == 2, run.stderr
+        errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "signed with an access key pair" in errors[0], run.stderr
+        assert "STS token" in errors[0] and "ALIBABA_CLOUD_ACCESS_KEY_SECRET" in errors[0]
+        assert "sts-token-from-a-role" not in run.stdout + run.stderr
+    assert harness.moto.requests[setup:] == [] and harness.emulator.requests == []  # before the first request
+    assert not any(b"sts-token-from-a-role" in p.read_bytes() for p in Path.cwd().rglob("*") if p.is_file())
 
 
 def test_a_build_record_publishes_its_qcow2_with_the_proven_boot_mode(harness, cli, images, tmp_path):
