@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from eulerpub import catalog, ui
+from eulerpub import catalog, tables, ui
 from eulerpub.cli.cloud_options import Cloud
 from eulerpub.cli.options import BuildDir, DryRun, Json, ProfilesDir, arch_option, choice, start
 from eulerpub.clouds import get_adapter
@@ -32,7 +32,7 @@ from eulerpub.publish import (
     publish,
     render_table,
 )
-from eulerpub.publish.plan import boot_line, boot_plan
+from eulerpub.publish.plan import PlannedStep, boot_line, boot_plan
 from eulerpub.publish.source import PREFERRED_FORMATS
 
 DEFAULT_WAIT_MINUTES = 180  # imports of large images and cross-region copies can take hours on a bad day
@@ -81,6 +81,15 @@ def _resolve(cloud: str, profile_name: str | None, record: Path | None, image: P
         except UsageError:
             profile = None  # a record of a profile this checkout does not have: no defaults to apply
     return source, profile
+
+
+PLAN_COLUMNS = ("STATE", "REGION", "STEP", "DETAIL")
+
+
+def plan_table(steps: list[PlannedStep]) -> str:
+    """The dry run's steps as the one table (tables.render), indented under the plan's heading lines."""
+    rows = [("done" if s.done else "todo", s.region, s.step, s.detail) for s in steps]
+    return "\n".join(f"  {line}" for line in tables.render(PLAN_COLUMNS, rows).splitlines())
 
 
 def _print_result(result: PublishResult, json_output: bool) -> None:
@@ -204,8 +213,7 @@ def command(
         else:
             print(f"{spec.name} ({cloud}, build {spec.identity.build_id}); journal {store.root}{os.sep}")
             print(f"  boot: {boot_line(source, spec)}")
-            for step in steps:
-                print(f"  {'done' if step.done else 'todo'}  {step.region:<16} {step.step:<9} {step.detail}")
+            print(plan_table(steps))
         return
     result = publish(spec, get_adapter(cloud), store, byte_progress=ui.byte_progress)
     _print_result(result, json_output)

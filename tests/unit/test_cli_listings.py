@@ -1,6 +1,6 @@
-"""The listing commands print one kind of table (eulerpub/tables.py): a header row, each column as wide as its
-widest cell and two spaces apart, no trailing blanks, each value as it is (no console markup); `--json` is the
-same data for machines."""
+"""The listing commands and the publish plan print one kind of table (eulerpub/tables.py): a header row, each
+column as wide as its widest cell and two spaces apart, no trailing blanks, each value as it is (no console
+markup); `--json` is the same data for machines."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import json
 import re
 
 from eulerpub import catalog
+from eulerpub.cli.publish import plan_table
+from eulerpub.publish.plan import PlannedStep
 
 
 def columns(lines: list[str]) -> list[int]:
@@ -51,3 +53,15 @@ def test_profiles_list_is_one_table_with_descriptions_as_written(cli, tmp_path):
     assert {"minimal", "hpc"} <= {name for name, _ in rows}
     listed = json.loads(cli("profiles", "list", "--profiles-dir", tmp_path, "--json").stdout)
     assert [row["name"] for row in listed] == [name for name, _ in rows]
+
+
+def test_the_publish_plan_is_one_table_under_its_heading():
+    steps = [PlannedStep("cn-hangzhou-finance", "upload", "disk.raw (2 GiB) to bucket b", done=True),
+             PlannedStep("cn-hangzhou-finance", "import", "as openEuler-x", done=False),
+             PlannedStep("eu-west-1", "copy", "from cn-hangzhou-finance", done=False)]
+    lines = plan_table(steps).splitlines()
+    assert all(line.startswith("  ") for line in lines)  # under the plan's heading and boot lines
+    rows = assert_one_table("\n".join(line[2:] for line in lines), ["STATE", "REGION", "STEP", "DETAIL"])
+    assert rows == [["done", "cn-hangzhou-finance", "upload", "disk.raw (2 GiB) to bucket b"],
+                    ["todo", "cn-hangzhou-finance", "import", "as openEuler-x"],
+                    ["todo", "eu-west-1", "copy", "from cn-hangzhou-finance"]]
