@@ -54,7 +54,7 @@ import urllib3
 from eulerpub import __version__, catalog, imagefile, paths, retry, ui
 from eulerpub.catalog import ImageSource
 from eulerpub.errors import ChecksumError, EulerpubError
-from eulerpub.manifest import write_json_atomic
+from eulerpub.jsonfile import write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,6 @@ Records are versioned JSON written atomically (temp file + rename), so a record 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eulerpub.errors import UsageError
+from eulerpub.jsonfile import write_json_atomic
 from eulerpub.profiles import Arch, Format
 
 SCHEMA_VERSION = 1
@@ -81,22 +79,6 @@ class BuildRecord(BaseModel):
                 return artifact
         have = ", ".join(a.format for a in self.artifacts)
         raise UsageError(f"build {self.build_id} has no {fmt} artifact (it has {have})")
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to `path` so readers see the old file or the new one, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True, default=str)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_record(directory: Path, record: BuildRecord) -> Path:
