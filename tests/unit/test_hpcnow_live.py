@@ -66,7 +66,7 @@ def prepare(base: Path, policy: str) -> tuple[Root, Path]:
     root.path("/etc/sudoers").chmod(0o440)
     ok(root.hpcnow_user_data(PASSWORD))
     local_bin = root.upper / "local" / "bin"  # the chroot's /usr/local/bin (its /usr is an overlay)
-    local_bin.mkdir(parents=True)
+    local_bin.mkdir(parents=True, exist_ok=True)  # install_bin made it (eulerpub-lib's helpers)
     for name, body in STUBS.items():
         (local_bin / name).write_text(f"#!/bin/sh\n{body}")
         (local_bin / name).chmod(0o755)

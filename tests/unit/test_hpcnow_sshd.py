@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from eulerpub import hpcnowcheck
+from tests.unit.dib_target import install_bin
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "elements" / "openeuler-cloud" / "install.d" / "50-openeuler-cloud-init"
@@ -84,6 +85,7 @@ class Root:
                 shutil.copy2(f"/etc/{f}", self.root / "etc" / f)
         self.upper.mkdir()
         self.work.mkdir()
+        install_bin(self.upper)  # eulerpub-lib's helpers on the in-target PATH, as DIB's install-bin puts them
         self.write("/etc/passwd", PASSWD)
         self.write("/etc/shadow", SHADOW)
         self.write("/etc/group", GROUP)
@@ -108,7 +110,7 @@ class Root:
         self.path(f"/fakes/{name}").chmod(0o755)
 
     def sh(self, script: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        variables = {"PATH": "/fakes:/usr/sbin:/usr/bin", "HOME": "/root", "LC_ALL": "C", **(env or {})}
+        variables = {"PATH": "/fakes:/usr/local/bin:/usr/sbin:/usr/bin", "HOME": "/root", "LC_ALL": "C", **(env or {})}
         chroot = ["chroot", str(self.root), "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in variables.items()),
                   "/bin/bash", "-c", script]
         setup = (f"mount -t overlay overlay -o lowerdir=/usr,upperdir={self.upper},workdir={self.work} "

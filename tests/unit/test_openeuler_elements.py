@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from eulerpub import profiles
+from tests.unit.dib_target import install_bin
 
 REPO = Path(__file__).resolve().parents[2]
 ELEMENTS = REPO / "elements"
@@ -70,7 +71,7 @@ class OpenEulerRoot:
         shutil.copytree(DATA / "common", self.root, symlinks=True)
         shutil.copytree(DATA / release, self.root, symlinks=True, dirs_exist_ok=True)
         for d in ("usr", "dev", "tmp", "root", "var/log", "var/tmp", "boot", "opt/eulerpub-fakes/bin",
-                  "tmp/in_target.d/bin", "tmp/in_target.d/environment.d", "etc/dib-manifests"):
+                  "tmp/in_target.d/environment.d", "etc/dib-manifests"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
         (self.root / "tmp").chmod(0o1777)
         # host plumbing the host's binaries need (Debian resolves awk through /etc/alternatives)
@@ -85,7 +86,7 @@ class OpenEulerRoot:
         os.mknod(self.upper / "bin" / "apt-get", 0o600 | 0o020000, os.makedev(0, 0))
         for fake in (DATA / "fakes").iterdir():
             shutil.copy2(fake, self.root / "opt" / "eulerpub-fakes" / "bin" / fake.name)
-        shutil.copy2(DIB / "elements" / "pkg-map" / "bin" / "pkg-map", self.root / "tmp/in_target.d/bin/pkg-map")
+        install_bin(self.upper, DIB / "elements" / "pkg-map" / "bin")
         for element in ENV_ELEMENTS:
             if (element / "pkg-map").is_file():
                 shutil.copy2(element / "pkg-map", self.upper / "share" / "pkg-map" / element.name)
@@ -116,12 +117,15 @@ class OpenEulerRoot:
         dest = self.root / "tmp/in_target.d" / phase / script
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dest)
-        variables = {"PATH": "/opt/eulerpub-fakes/bin:/tmp/in_target.d/bin:/usr/sbin:/usr/bin", "HOME": "/root",
+        return self.sh("for f in /tmp/in_target.d/environment.d/*; do . \"$f\"; done; "
+                       f"exec /tmp/in_target.d/{phase}/{script}", env)
+
+    def sh(self, inner: str, env: dict[str, str] | None = None) -> Run:
+        """A bash command in the chroot, with the in-target PATH (the fakes first)."""
+        variables = {"PATH": "/opt/eulerpub-fakes/bin:/usr/local/bin:/usr/sbin:/usr/bin", "HOME": "/root",
                      "LC_ALL": "C", "ARCH": "x86_64", "DIB_RELEASE": self.release,
                      "DIB_MANIFEST_IMAGE_DIR": "/etc/dib-manifests",
                      **(env or {})}
-        inner = ("for f in /tmp/in_target.d/environment.d/*; do . \"$f\"; done; "
-                 f"exec /tmp/in_target.d/{phase}/{script}")
         chroot = ["chroot", str(self.root), "/usr/bin/env", "-i",
                   *(f"{k}={v}" for k, v in variables.items()), "/bin/bash", "-c", inner]
         setup = (f"mount -t overlay overlay -o lowerdir=/usr,upperdir={self.upper},workdir={self.work} "
@@ -517,3 +521,19 @@ def test_cloud_init_units_enabled_by_their_unit_files(oe1: OpenEulerRoot) -> Non
                                               "cloud-config.service", "cloud-final.service",
                                               "sshd.service", "chronyd.service")} <= enabled
     assert "systemctl enable chrony.service" not in enabled
+
+
+def test_unit_installed_counts_a_unit_file_only(oe1: OpenEulerRoot) -> None:
+    """eulerpub-lib's helper, from /usr/local/bin as install-bin puts it: a unit file counts, an alias does not."""
+    oe1.write("/etc/systemd/system/eulerpub-a.service", "[Unit]\n")
+    (oe1.upper / "lib/systemd/system").mkdir(parents=True, exist_ok=True)  # the chroot's /usr/lib (an overlay)
+    (oe1.upper / "lib/systemd/system/eulerpub-b.service").write_text("[Unit]\n")
+    oe1.path("/etc/systemd/system/eulerpub-alias.service").symlink_to("eulerpub-a.service")
+    run = ok(oe1.sh("command -v eulerpub-unit-installed; "
+                    "for u in eulerpub-a.service eulerpub-b.service eulerpub-alias.service eulerpub-none.service; "
+                    "do eulerpub-unit-installed $u; echo \"$u $?\"; done"))
+    assert run.stdout.splitlines() == ["/usr/local/bin/eulerpub-unit-installed", "eulerpub-a.service 0",
+                                       "eulerpub-b.service 0", "eulerpub-alias.service 1", "eulerpub-none.service 1"]
+    bad = oe1.sh("eulerpub-unit-installed")
+    assert (bad.returncode, bad.stderr) == (2, "usage: eulerpub-unit-installed UNIT (a unit file name such as "
+                                               "sshd.service)\n")
