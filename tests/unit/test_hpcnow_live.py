@@ -118,10 +118,12 @@ def test_hardened_policy_fails_the_check_naming_the_sshd_policy(guest) -> None:
     target, root = guest
     result = hpcnowcheck.check(target, PASSWORD)
     assert not result.passed
+    appended = len(root.read("/etc/ssh/sshd_config").splitlines())  # HPC-NOW's user_data appends its line last
     assert result.detail == (
         "root password login through sshpass failed (password refused: Permission denied, please try again.): "
-        "the image's sshd policy refuses it: permitrootlogin without-password after HPC-NOW's edits (its "
-        "appended 'PermitRootLogin yes' lost to an earlier PermitRootLogin line)")
+        "the image's sshd policy refuses it: permitrootlogin without-password after HPC-NOW's edits: set by "
+        "'PermitRootLogin prohibit-password' at /etc/ssh/sshd_config:4, which sshd reads first; it ignores the "
+        f"later 'PermitRootLogin yes' at /etc/ssh/sshd_config:{appended}")
     assert "Failed password for root" in (root.root.parent / "sshd.log").read_text()
 
 
