@@ -45,7 +45,7 @@ from pathlib import Path
 import yaml
 
 from eulerpub import bootmodes, hostenv, imagefile, proc
-from eulerpub.errors import EulerpubError, ToolError, UsageError, signal_name
+from eulerpub.errors import EulerpubError, ToolError, UsageError
 from eulerpub.manifest import Artifact, BuildRecord, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -515,9 +515,8 @@ def _wait_for_ssh(vm: subprocess.Popen[bytes], guest: Guest, deadline: float, bu
     while time.monotonic() < deadline:
         if vm.poll() is not None:
             output = (vm.stdout.read() if vm.stdout else b"").decode(errors="replace").strip()
-            code = vm.returncode
-            how = f"{vm.args[0]} was killed by {signal_name(-code)}" if code < 0 else f"QEMU exited with code {code}"
-            return False, f"{how}: {output[-300:]}"
+            ended = ToolError(list(vm.args), vm.returncode).ended
+            return False, f"{vm.args[0]} ended before SSH answered ({ended}): {output[-300:]}"
         result = guest.run("true", timeout=30, retries=0)  # this loop is the retry
         if result.returncode == 0:
             return True, "SSH login with the seeded key worked"

@@ -50,7 +50,14 @@ def test_a_vm_killed_by_a_signal_is_reported_by_its_name(tmp_path):
     vm = proc.start(["sh", "-c", "echo bye; kill -KILL $$"], stderr=None)
     vm.wait()
     booted, detail = bootcheck._wait_for_ssh(vm, Guest(1, tmp_path / "key", "u"), time.monotonic() + 30, 30)
-    assert not booted and detail == "sh was killed by SIGKILL: bye"
+    assert not booted and detail == "sh ended before SSH answered (killed by SIGKILL): bye"
+
+
+def test_a_vm_that_exits_is_reported_with_its_exit_code(tmp_path):
+    vm = proc.start(["sh", "-c", "echo could not open disk; exit 3"], stderr=None)
+    vm.wait()
+    booted, detail = bootcheck._wait_for_ssh(vm, Guest(1, tmp_path / "key", "u"), time.monotonic() + 30, 30)
+    assert not booted and detail == "sh ended before SSH answered (exit code 3): could not open disk"
 
 
 def test_ssh_transport_failures_are_retried_but_command_failures_are_not(tmp_path, monkeypatch):
