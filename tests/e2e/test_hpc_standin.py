@@ -95,6 +95,7 @@ def inspect_image(root: Path) -> None:
     assert not lists, f"apt lists were left: {lists[:3]}"
     assert not list((root / "var/lib/cloud").glob("instance*")), "cloud-init state was left"
     assert not (root / "root/.bash_history").exists()
+    assert not (root / "usr/local/bin/eulerpub-unit-installed").exists(), "eulerpub-lib's build helper was left"
 
     modules = root / "usr/share/modules/modulefiles/mpi"
     assert {"openmpi", "mpich"} <= {p.name for p in modules.iterdir()}
