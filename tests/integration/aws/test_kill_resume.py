@@ -17,16 +17,17 @@ from tests.fixtures_moto import snapshot_blocks
 from tests.integration.aws.conftest import BLOCK, MiB, subprocess_env
 
 DATA = 80 * MiB  # 160 non-zero blocks / 10 parts: enough to kill the run with part of it sent and journaled
+S3_DATA = 200 * MiB  # 27 parts: more than the uploader's 16 in flight, so some are still unsent at the kill
 KILL_DEADLINE = 60.0  # seconds to wait for the upload to get far enough before the kill
 
 
-def big_image(path):
+def big_image(path, data=DATA):
     with open(path, "wb") as handle:
-        handle.truncate(DATA + 16 * MiB)
+        handle.truncate(data + 16 * MiB)
         handle.seek(4 * MiB)
-        handle.write(random.Random(3).randbytes(DATA))
+        handle.write(random.Random(3).randbytes(data))
         handle.seek(0)
-        handle.write(hybrid_head(DATA + 16 * MiB))  # a hybrid build's partition table: publish registers what it allows
+        handle.write(hybrid_head(data + 16 * MiB))  # a hybrid build's partition table: publish registers what it allows
     return path
 
 
@@ -55,7 +56,7 @@ def journal(tmp_path):
 @pytest.mark.parametrize("upload", ["ebs", "s3"])
 def test_kill_9_mid_upload_then_rerun_resumes_and_makes_one_ami(publish_env, tmp_path, upload):
     moto = publish_env
-    image = big_image(tmp_path / "openEuler-24.03-LTS-SP1-x86_64.raw")
+    image = big_image(tmp_path / "openEuler-24.03-LTS-SP1-x86_64.raw", S3_DATA if upload == "s3" else DATA)
     upload_args = ["--upload", upload]
     if upload == "s3":
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="images")
