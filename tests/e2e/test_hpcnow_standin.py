@@ -50,7 +50,17 @@ def test_hpcnow_standin_desktop_and_hpcnow_checks(cli, openeuler_mirror, persist
     # After every check passed, in the same boot: gdm stopped, the desktop check again.
     broken: list[bootcheck.CheckResult] = []
 
+    image_config: list[str] = []
+
     def stop_gdm(guest: bootcheck.Guest, rerun) -> None:
+        # The image's own cloud-init config (cloud.cfg and cloud.cfg.d, no user-data), read by the image's
+        # cloud-init: the hpcnow element switches off the fingerprints module that fails once openeuler is gone
+        # (the seed sets it too, for images without the element, so the boot alone cannot tell).
+        read = guest.run("sudo python3 -c 'from cloudinit import util; print(util.read_conf_with_confd("
+                         "\"/etc/cloud/cloud.cfg\").get(\"no_ssh_fingerprints\"))'", timeout=300)
+        image_config.append((read.stdout.strip().splitlines() or [""])[-1])
+        if image_config[-1] != "True":
+            image_config.append(f"exit {read.returncode}: {read.stderr.strip()[-300:]}")
         stopped = guest.run("sudo systemctl stop gdm3 2>/dev/null || sudo systemctl stop gdm", timeout=120)
         assert stopped.returncode == 0, stopped.stderr
         broken.append(rerun("desktop"))
@@ -80,6 +90,8 @@ def test_hpcnow_standin_desktop_and_hpcnow_checks(cli, openeuler_mirror, persist
     kept = json.loads((record_path.parent / bootcheck.RESULT_NAME).read_text())
     desktop = next(c for c in kept["checks"] if c["name"] == "desktop")
     assert desktop["passed"] and "RDP as" in desktop["detail"] and "VNC as" in desktop["detail"]
+
+    assert image_config == ["True"], image_config
 
     # The failing case: one line naming the cause.
     (after,) = broken
