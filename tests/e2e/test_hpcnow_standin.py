@@ -11,7 +11,6 @@ boot test ~10 min).
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
     pytest.mark.timeout(5400),
-    pytest.mark.skipif(os.geteuid() != 0, reason="diskimage-builder needs root (loop devices, mounts)"),
+    pytest.mark.needs_root("diskimage-builder needs root (loop devices, mounts)"),
 ]
 
 DESKTOP_PACKAGES = ("gnome-shell", "gnome-session", "gdm3", "xrdp", "xorgxrdp", "tigervnc-standalone-server",

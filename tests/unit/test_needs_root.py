@@ -4,6 +4,7 @@ GitHub's non-root runners cannot go green by skipping the e2e and the mount test
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -65,3 +66,15 @@ def test_as_root_a_needs_root_test_runs(suite):
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite)], cwd=suite,
                           env=environment, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout + done.stderr
+
+
+UID_SKIP = re.compile(r"skipif\(\s*os\.geteuid\(\)\s*!=\s*0")
+
+
+def test_no_test_skips_itself_for_lack_of_root():
+    """Root-needing tests say so with needs_root, never a plain skipif on the uid, which would skip silently on a
+    non-root CI runner (a skipif on geteuid() == 0, such as the mount-namespace check, runs as root and is fine)."""
+    offenders = [f"{path.relative_to(REPO)}:{number}"
+                 for path in (REPO / "tests").rglob("*.py") if path != Path(__file__).resolve()
+                 for number, line in enumerate(path.read_text().splitlines(), 1) if UID_SKIP.search(line)]
+    assert not offenders, f"use pytest.mark.needs_root(reason) instead of a uid skipif: {offenders}"
