@@ -3,7 +3,8 @@
 with --removable), a boot under qemu-system-aarch64 (TCG) with UEFI firmware to SSH with cloud-init, and a publish
 to moto registered `uefi`.
 
-Slow (tens of minutes on 2 cores), so it runs only with EULERPUB_TEST_ARM=1: `make test-arm`.
+Slow (1 h 42 min on 2 cores with a cold stand-in cache, about 50 min with a warm one), so it runs only with
+EULERPUB_TEST_ARM=1: `make test-arm`.
 """
 
 from __future__ import annotations
