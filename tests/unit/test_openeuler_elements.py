@@ -405,6 +405,20 @@ def test_the_bootloader_packages_are_resolved_too(hpc_build: OpenEulerRoot) -> N
     ok(hpc_build.run("openeuler", "pre-install.d", "09-openeuler-resolve-packages", {"DIB_BLOCK_DEVICE": "mbr"}))
 
 
+def test_aarch64_resolves_the_arm_efi_loader_and_shim(hpc_build: OpenEulerRoot) -> None:
+    """On aarch64 (DIB -a arm64, GPT + ESP) DIB's bootloader element installs grub2-efi-aa64 and shim-aa64 fresh for
+    the new layout (the base's EFI tree is dropped): a release without them stops the build in pre-install.d."""
+    arm = {"ARCH": "arm64", "DIB_BLOCK_DEVICE": "efi"}
+    wanted = _bootloader_names(("grub-efi", "grub-efi-arm64"))
+    assert {"grub2-efi-aa64", "shim-aa64"} <= set(wanted)
+    names = sorted(set(_hpc_names()) - set(_bootloader_names()) | set(wanted))
+    hpc_build.write("/opt/eulerpub-fakes/available", "".join(f"{n}\n" for n in names if n != "shim-aa64"))
+    run = hpc_build.run("openeuler", "pre-install.d", "09-openeuler-resolve-packages", arm)
+    assert run.returncode == 1 and run.stderr.strip().endswith("(OS, everything, EPOL, update): shim-aa64")
+    hpc_build.write("/opt/eulerpub-fakes/available", "".join(f"{n}\n" for n in names))
+    ok(hpc_build.run("openeuler", "pre-install.d", "09-openeuler-resolve-packages", arm))
+
+
 def test_a_provided_name_counts_as_found(hpc_build: OpenEulerRoot) -> None:
     lines = [n for n in _hpc_names() if n != "python3"] + ["python3-3.11 python3"]
     hpc_build.write("/opt/eulerpub-fakes/available", "\n".join(lines) + "\n")
