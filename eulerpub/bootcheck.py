@@ -46,7 +46,8 @@ import yaml
 
 from eulerpub import bootmodes, hostenv, imagefile, proc
 from eulerpub.errors import EulerpubError, ToolError, UsageError
-from eulerpub.manifest import Artifact, BuildRecord, write_json_atomic
+from eulerpub.jsonfile import write_json_atomic
+from eulerpub.manifest import Artifact, BuildRecord
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from eulerpub.clouds.base import Checkpoint, ImageRef
 from eulerpub.errors import UsageError
-from eulerpub.manifest import write_json_atomic
+from eulerpub.jsonfile import write_json_atomic
 
 log = logging.getLogger(__name__)
 

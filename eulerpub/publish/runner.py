@@ -74,10 +74,13 @@ def check_name_collisions(adapter: CloudAdapter, spec: PublishSpec) -> None:
                          f"{', '.join(clashes)}; pass --name or delete it")
 
 
+UploadSlot = Callable[[], AbstractContextManager[object]]
+"""Entered around the conversion and upload: `with upload_slot(): ...` (nullcontext when nothing bounds them)."""
+
 class Runner:
     def __init__(self, spec: PublishSpec, adapter: CloudAdapter, store: JournalStore, *,
                  byte_progress: BytesProgress = _quiet_progress,
-                 upload_slot: Callable[[], AbstractContextManager[object]] = nullcontext) -> None:
+                 upload_slot: UploadSlot = nullcontext) -> None:
         self.spec = spec
         self.adapter = adapter
         self.store = store
@@ -260,7 +263,7 @@ def _failure(region: str, exc: Exception) -> str:
 
 def publish(spec: PublishSpec, adapter: CloudAdapter, store: JournalStore, *,
             byte_progress: BytesProgress = _quiet_progress,
-            upload_slot: Callable[[], AbstractContextManager[object]] = nullcontext) -> PublishResult:
+            upload_slot: UploadSlot = nullcontext) -> PublishResult:
     """Publish `spec` with `adapter`, journaling into `store`; returns the per-region result. `upload_slot` is
     held while the image is converted and uploaded (the release runner bounds concurrent uploads with it)."""
     return Runner(spec, adapter, store, byte_progress=byte_progress, upload_slot=upload_slot).run()

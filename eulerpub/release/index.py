@@ -41,7 +41,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError, computed_field
 
 from eulerpub.errors import UsageError
-from eulerpub.manifest import write_json_atomic
+from eulerpub.jsonfile import write_json_atomic
 from eulerpub.release.runner import CellResult
 
 SCHEMA_VERSION = 1

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from eulerpub import fetch
-from eulerpub.manifest import write_json_atomic
+from eulerpub.jsonfile import write_json_atomic
 
 
 def test_a_write_replaces_the_file_whole(tmp_path):
