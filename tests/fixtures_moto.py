@@ -40,6 +40,9 @@ Stricter than moto, each rule with its source in a comment where it is enforced;
 - S3: a wrong Content-MD5 is BadDigest; more than 10 object tags is refused when the upload starts; OBS/COS
   (a non-AWS signing region, or a bucket in `md5_buckets`) require Content-MD5 on UploadPart; OSS (a bucket in
   `oss_buckets`) refuses user-metadata names other than letters, digits and '-', and 8 KB or more of it.
+- OSS and STS (`sts`, a tests.emulators.sts.StsIssuer): a request signed with an `STS.` key must pass the SigV4
+  signature check with that key's secret, carry its token in a signed `x-amz-security-token` before the token
+  expires, and not in `x-oss-security-token` (see `_sts_refusal`).
 - IAM and S3 state is per partition, so a cn-north-1 run needs its role and bucket in aws-cn.
 """
 
@@ -49,6 +52,7 @@ import base64
 import contextlib
 import functools
 import hashlib
+import hmac
 import io
 import json
 import logging
@@ -62,7 +66,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl, quote
 
 import pytest
 import requests
@@ -87,6 +91,9 @@ class Recorded:
     params: dict[str, Any]
     body_size: int
     status: int = 0
+    error: str | None = None  # the code a fixture rule refused it with
+    access_key: str = ""  # the key it was signed with
+    at: float = field(default_factory=time.time)  # when it arrived
 
 
 @dataclass
@@ -140,6 +147,7 @@ class MotoHarness:
     snapshot_block_public_access: dict[str, str] = field(default_factory=dict)  # region -> state (unblocked)
     md5_buckets: set[str] = field(default_factory=set)  # buckets that act as OBS/COS: Content-MD5 required
     oss_buckets: set[str] = field(default_factory=set)  # buckets that act as OSS: its user-metadata rules
+    sts: Any = None  # a tests.emulators.sts.StsIssuer: requests signed with its STS keys get OSS's STS rules
     fail_next_imports: int = 0
     # EBS direct eventual consistency: the first N PutSnapshotBlock calls for each new snapshot answer 404
     # ResourceNotFoundException (coldsnap and the EBS direct docs: a new snapshot is not visible at once).
@@ -177,6 +185,7 @@ class MotoHarness:
             self.snapshot_block_public_access.clear()
             self.md5_buckets.clear()
             self.oss_buckets.clear()
+            self.sts = None
             self.tokens.clear()
             self.pending_images.clear()
             self.fail_next_imports = 0
@@ -246,7 +255,8 @@ def _describe(environ: dict[str, Any], body: bytes) -> Recorded:
         form = parse_qs(body.decode(errors="replace"), keep_blank_values=True) if body else query
         params = {k: v[0] for k, v in form.items()}
         action = params.get("Action", method)
-    return Recorded(service, region, action, method, path, params, len(body))
+    key = re.search(r"Credential=([^/,]+)/", auth)
+    return Recorded(service, region, action, method, path, params, len(body), access_key=key.group(1) if key else "")
 
 
 def _error_response(rec: Recorded, status: int, code: str, message: str) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -327,6 +337,68 @@ def _s3_refusal(rec: Recorded, body: bytes, harness: MotoHarness) -> tuple[str, 
     return None
 
 
+def _sigv4_signature(environ: dict[str, Any], secret: str, signed: list[str], amz_date: str, scope: str) -> str:
+    """The SigV4 signature of the request as received (AWS General Reference, "Create a signed AWS API request":
+    canonical request, string to sign, signing key from date/region/service). S3 signs its path as sent (no
+    second encoding) and the payload hash as given in x-amz-content-sha256."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
+    path = raw.split("?", 1)[0] or "/"
+    query = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in
+                     sorted(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)))
+
+    def header(name: str) -> str:
+        key = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}.get(
+            name, "HTTP_" + name.upper().replace("-", "_"))
+        return " ".join(str(environ.get(key, "")).split())
+
+    headers = "".join(f"{name}:{header(name)}\n" for name in signed)
+    canonical = "\n".join([environ["REQUEST_METHOD"], path, query, headers, ";".join(signed),
+                           header("x-amz-content-sha256")])
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    key = ("AWS4" + secret).encode()
+    for part in scope.split("/"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def _sts_refusal(environ: dict[str, Any], body: bytes, harness: MotoHarness) -> tuple[int, str, str] | None:
+    """(status, code, message) when OSS would refuse a request signed with an STS key of `harness.sts`.
+
+    - In S3-compatible mode the token goes in `x-amz-security-token`; `x-oss-security-token` is refused (OSS error
+      0002-00000009, which says to use x-amz-security-token instead).
+    - The key must be one STS issued, the signature must be its secret's (SigV4), the token must be present
+      (0002-00000003), signed (SigV4 signs every x-amz-* header), the one issued with the key (0002-00000008) and
+      not expired (0002-00000007, 403 SecurityTokenExpired): see tests.emulators.sts.
+    Requests signed with an AccessKey pair are left to the rules above, as before."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    match = re.match(r"AWS4-HMAC-SHA256 Credential=(STS\.[^/]+)/([^,]+), ?SignedHeaders=([^,]+), ?Signature=(\w+)",
+                     auth)
+    if harness.sts is None or match is None:
+        return None
+    key, scope, signed, signature = match.groups()
+    if environ.get("HTTP_X_OSS_SECURITY_TOKEN"):
+        return 400, "InvalidArgument", "0002-00000009: an S3-compatible request carries x-oss-security-token"
+    secret = harness.sts.secret_for(key)
+    if secret is None:
+        return 403, "InvalidAccessKeyId", f"The OSS Access Key Id {key} does not exist"
+    payload = str(environ.get("HTTP_X_AMZ_CONTENT_SHA256", ""))
+    if payload not in ("UNSIGNED-PAYLOAD", hashlib.sha256(body).hexdigest()):
+        return 400, "XAmzContentSHA256Mismatch", "x-amz-content-sha256 does not match the body"
+    expected = _sigv4_signature(environ, secret, signed.split(";"), str(environ.get("HTTP_X_AMZ_DATE", "")), scope)
+    if not hmac.compare_digest(expected, signature):
+        return 403, "SignatureDoesNotMatch", "The request signature we calculated does not match (STS key)"
+    token = environ.get("HTTP_X_AMZ_SECURITY_TOKEN")
+    if token and "x-amz-security-token" not in signed.split(";"):
+        return 403, "AccessDenied", "x-amz-security-token is not signed"
+    failure = harness.sts.check(key, token)
+    refusals = {"missing": (403, "AccessDenied", "0002-00000003: the request uses an STS AccessKey ID but carries "
+                                                 "no security token"),
+                "mismatch": (403, "InvalidSecurityToken", "0002-00000008: the security token is invalid"),
+                "expired": (403, "SecurityTokenExpired", "0002-00000007: The security token you provided has "
+                                                         "expired.")}
+    return refusals.get(failure) if failure else None
+
+
 class Recorder:
     def __init__(self, app: Any, harness: MotoHarness) -> None:
         self.app = app
@@ -352,6 +424,8 @@ class Recorder:
         rec = _describe(environ, body)
         with self.harness.lock:
             self.harness.requests.append(rec)
+        # OSS checks a request's credentials when it arrives, before a slow link (a delay fault) delivers its body
+        refused = _sts_refusal(environ, body, self.harness) if rec.service == "s3" else None
         fault = self._fault_for(rec) if rec.service else None
         if fault is not None and fault.kind == "delay":
             if fault.serial:
@@ -374,10 +448,13 @@ class Recorder:
             status_line, headers, payload = _error_response(rec, status, code, fault.message)
             start_response(status_line, [*headers, ("Content-Length", str(len(payload)))])
             return [payload]
-        refusal = _s3_refusal(rec, body, self.harness) if rec.service == "s3" else None
-        if refusal is not None:
-            rec.status = 400
-            status_line, headers, payload = _error_response(rec, 400, *refusal)
+        refusal = _s3_refusal(rec, body, self.harness) if rec.service == "s3" and refused is None else None
+        if refused is None and refusal is not None:
+            refused = (400, *refusal)
+        if refused is not None:
+            rec.status = refused[0]
+            rec.error = refused[1]
+            status_line, headers, payload = _error_response(rec, *refused)
             start_response(status_line, [*headers, ("Content-Length", str(len(payload)))])
             return [payload]
         environ["wsgi.input"] = io.BytesIO(body)

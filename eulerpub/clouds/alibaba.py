@@ -10,11 +10,12 @@ OSS through its S3-compatible API and the one shared uploader: OSS serves every 
 DeleteObject, ListObjectsV2, HeadBucket: OSS "Compatibility with Amazon S3"), verifies each part's Content-MD5
 (OSS UploadPart: InvalidDigest) and refuses `aws-chunked` bodies (OSS error 0017-00000804), so it gets what OBS
 and COS get: Content-MD5 per part, no CRC trailers. The endpoint is `https://s3.oss-{region}.aliyuncs.com`
-(virtual-hosted buckets), or `EULERPUB_ALIBABA_OSS_ENDPOINT`. The upload is signed with an access key pair: OSS
-documents its S3-compatible API for an AccessKey pair only ("Use AWS SDKs to access OSS"), and its STS tokens travel
-in `x-oss-security-token` / `security-token`, OSS's own names (OSS error 0002-00000004); no OSS page says the
-S3-compatible API takes `x-amz-security-token`. So a chain that yields an STS token (RAM role, OIDC,
-ALIBABA_CLOUD_SECURITY_TOKEN) is refused in one sentence before the first request.
+(virtual-hosted buckets), or `EULERPUB_ALIBABA_OSS_ENDPOINT`. The upload is signed
+with what Alibaba's chain gives at each request: an AccessKey pair, or an STS token (RAM role, OIDC,
+ALIBABA_CLOUD_SECURITY_TOKEN), which the S3-compatible API takes in `x-amz-security-token` (OSS error
+0002-00000009: "Specify the security token by configuring the x-amz-security-token header"), botocore's session
+token header. The chain refreshes an STS token before it expires, so an upload that outlives one token signs its
+later parts with the next.
 
 ImportImage takes a ClientToken, so a repeated import returns the same task; CopyImage too. Images and copies are
 tagged at creation (Tag.N) and carry the build marker in their description. BootMode is BIOS or UEFI (ECS has no
@@ -169,7 +170,7 @@ def task_failure(attribute: Any) -> str:
 # -- errors -------------------------------------------------------------------------------------------------------
 
 CREDENTIAL_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "IncompleteSignature", "InvalidTimeStamp",
-                    "SignatureNonceUsed", "InvalidSecurityToken")
+                    "SignatureNonceUsed", "InvalidSecurityToken", "MissingSecurityToken")
 
 
 def _inspect(exc: BaseException) -> sdkutil.SdkFailure | None:
@@ -209,11 +210,21 @@ ERRORS = sdkutil.ErrorMapper(CLOUD, (AlibabaCloudException, UnretryableException
                              f"{KEY_ID} and {KEY_SECRET} (or the credentials file Alibaba's chain reads)", SENTENCES)
 
 
+def _quiet_sdk_log() -> None:
+    """alibabacloud-credentials gives its logger ("credentials") a stderr handler of its own at INFO when imported:
+    a short-lived token would print "stale time is in the past" twice per refresh beside eulerpub's output. Its
+    records go through eulerpub's handler only, and only with --debug (they say when, never a key)."""
+    sdk_log = logging.getLogger("credentials")
+    sdk_log.handlers.clear()
+    sdk_log.setLevel(logging.WARNING if logging.getLogger().level <= logging.DEBUG else logging.ERROR)
+
+
 def _credentials() -> CredentialClient:
     """Alibaba's default chain; CredentialsError naming what to set when it finds nothing. alibabacloud-credentials
     reads its environment variables once, when imported (`utils.auth_util`): reloading that module makes the chain
     read the environment as it is now, as every other adapter does."""
     importlib.reload(auth_util)
+    _quiet_sdk_log()
     client = CredentialClient()
     try:
         client.get_credential()
@@ -255,14 +266,20 @@ class AlibabaAdapter(StagedImportAdapter):
     def _make_client(self, region: str) -> EcsClient:
         return EcsClient(_config(self._chain(), region, sdkutil.endpoint_override(ECS_ENDPOINT, region), None))
 
-    def _store_credentials(self) -> boto.StaticCredentials:
-        found = self._chain().get_credential()
-        if found.security_token:
-            raise CredentialsError("the OSS upload (S3-compatible API) is signed with an access key pair and "
-                                   "Alibaba's chain gave an STS token (a RAM role, OIDC or "
-                                   "ALIBABA_CLOUD_SECURITY_TOKEN), which OSS documents only for its own API; set "
-                                   f"{KEY_ID} and {KEY_SECRET} of a RAM user")
-        return boto.StaticCredentials(found.access_key_id, found.access_key_secret)
+    def _store_credentials(self) -> boto.CredentialSource:
+        """The OSS upload's keys, asked of the chain at every request: the chain refreshes a RAM role's or OIDC's
+        STS token before it expires (alibabacloud-credentials' cached supplier), so a long upload keeps going."""
+        chain = self._chain()
+
+        def current() -> tuple[str, str, str | None]:
+            try:
+                found = chain.get_credential()
+            except CredentialException:
+                raise CredentialsError(f"{CLOUD}'s credential chain stopped answering during the upload; check "
+                                       "the RAM role, OIDC token or credentials file it reads") from None
+            return found.access_key_id, found.access_key_secret, found.security_token or None
+
+        return current
 
     def _call(self, region: str, action: str, subject: str | None = None, **fields: Any) -> Any:
         """`action` in `region` with the request's `fields`; `subject` (the resource) names it in errors."""
@@ -274,7 +291,6 @@ class AlibabaAdapter(StagedImportAdapter):
 
     def preflight(self, spec: PublishSpec) -> None:
         self._check_offline(spec)
-        self._staging_area()  # the upload's key pair (an STS token is refused here, before any request)
         for region in spec.regions:  # proves the credentials and each region's name
             self._call(region, "DescribeImages", image_owner_alias="self", page_size=1)
         self._staging_area().check_bucket(spec.source_region, spec.bucket or "")

@@ -1,4 +1,4 @@
-"""boto3 plumbing shared by the AWS adapter and the S3-compatible object store (S3, OBS, COS).
+"""boto3 plumbing shared by the AWS adapter and the S3-compatible object store (S3, OBS, COS, OSS).
 
 One place decides how clients are configured (botocore's own retries off, explicit timeouts) and how
 botocore errors become eulerpub's one-sentence errors.
@@ -7,13 +7,15 @@ botocore errors become eulerpub's one-sentence errors.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import CredentialProvider, CredentialResolver, Credentials, ReadOnlyCredentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -38,6 +40,7 @@ CREDENTIAL_CODES = frozenset({
     "AuthFailure", "InvalidClientTokenId", "InvalidAccessKeyId", "SignatureDoesNotMatch",
     "UnrecognizedClientException", "ExpiredToken", "ExpiredTokenException", "InvalidToken",
     "MissingAuthenticationToken",
+    "SecurityTokenExpired",  # OSS: an STS token past its expiry (EC 0002-00000007)
 })
 
 
@@ -78,11 +81,71 @@ class StaticCredentials:
         return f"StaticCredentials(access_key={self.access_key[:4]}..., secret_key=***)"
 
 
+# Keys read again for every request: (access key, secret, STS token or None). For a store outside AWS whose cloud
+# has its own credential chain (Alibaba's), which refreshes a RAM role's or OIDC's short-lived token itself: an
+# upload that outlives the token it started with goes on with the chain's next one.
+CredentialSource = Callable[[], tuple[str, str, str | None]]
+
+
+class _SourcedCredentials(Credentials):
+    """botocore credentials that ask a `CredentialSource` each time a request is signed (botocore's signer calls
+    `get_frozen_credentials` per request, retries included)."""
+
+    method = "eulerpub-source"
+    account_id = None
+
+    def __init__(self, source: CredentialSource) -> None:  # no super().__init__: the keys are never stored
+        self._source = source
+
+    def get_frozen_credentials(self) -> ReadOnlyCredentials:
+        access_key, secret_key, token = self._source()
+        return ReadOnlyCredentials(access_key, secret_key, token or None, None)
+
+    @property  # type: ignore[override]
+    def access_key(self) -> str:
+        return self.get_frozen_credentials().access_key
+
+    @property  # type: ignore[override]
+    def secret_key(self) -> str:
+        return self.get_frozen_credentials().secret_key
+
+    @property  # type: ignore[override]
+    def token(self) -> str | None:
+        return self.get_frozen_credentials().token
+
+    def __repr__(self) -> str:
+        return "_SourcedCredentials(***)"
+
+
+class _SourceProvider(CredentialProvider):
+    METHOD = CANONICAL_NAME = "custom-eulerpub-source"
+
+    def __init__(self, source: CredentialSource) -> None:
+        super().__init__()
+        self._credentials = _SourcedCredentials(source)
+
+    def load(self) -> Credentials:
+        return self._credentials
+
+
+def _session(credentials: StaticCredentials | CredentialSource | None) -> tuple[boto3.session.Session, dict[str, str]]:
+    """A boto3 session for these credentials and the client keywords that carry static keys."""
+    if isinstance(credentials, StaticCredentials):
+        return boto3.session.Session(), {"aws_access_key_id": credentials.access_key,
+                                         "aws_secret_access_key": credentials.secret_key}
+    if credentials is None:
+        return boto3.session.Session(), {}  # AWS's chain
+    core = botocore.session.Session()
+    core.register_component("credential_provider", CredentialResolver([_SourceProvider(credentials)]))
+    return boto3.session.Session(botocore_session=core), {}
+
+
 def make_client(service: str, region: str, *, endpoint_url: str | None = None,
-                credentials: StaticCredentials | None = None, pool_size: int = 10,
+                credentials: StaticCredentials | CredentialSource | None = None, pool_size: int = 10,
                 s3: dict[str, Any] | None = None, checksum_when_required: bool = False) -> Any:
-    """A boto3 client with eulerpub's settings. Without `credentials` it uses boto3's standard chain, and
-    without `endpoint_url` boto3's own (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_EC2`...)."""
+    """A boto3 client with eulerpub's settings. Without `credentials` it uses boto3's standard chain (with a
+    `CredentialSource`, that source at every request), and without `endpoint_url` boto3's own
+    (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_EC2`...)."""
     options: dict[str, Any] = {
         "region_name": region,
         "retries": NO_SDK_RETRIES,
@@ -96,10 +159,7 @@ def make_client(service: str, region: str, *, endpoint_url: str | None = None,
     if checksum_when_required:  # OBS and COS reject the CRC headers boto3 >= 1.36 adds by default
         options["request_checksum_calculation"] = "when_required"
         options["response_checksum_validation"] = "when_required"
-    keys: dict[str, str] = {}
-    if credentials is not None:
-        keys = {"aws_access_key_id": credentials.access_key, "aws_secret_access_key": credentials.secret_key}
-    session = boto3.session.Session()  # sessions are not thread safe; a client made from one is
+    session, keys = _session(credentials)  # sessions are not thread safe; a client made from one is
     return session.client(service, endpoint_url=endpoint_url, config=Config(**options), **keys)
 
 

@@ -1,4 +1,4 @@
-"""One S3-compatible multipart uploader for AWS S3, Huawei OBS and Tencent COS.
+"""One S3-compatible multipart uploader for AWS S3, Huawei OBS, Tencent COS and Alibaba OSS.
 
 - The part size follows the file size (at least 8 MiB, at most 10,000 parts); parts go up in parallel.
 - Each part carries its SHA-256 (`ChecksumSHA256`) where the store supports it (S3), or its `Content-MD5` where
@@ -72,7 +72,7 @@ METADATA_TAGS = {tag: tag.replace(":", "-") for tag in (TAG_BUILD_ID, TAG_PROFIL
 class StoreSettings:
     """How to talk to one S3-compatible store."""
 
-    cloud: str  # for messages: "aws", "huawei", "tencent"
+    cloud: str  # for messages: "aws", "huawei", "tencent", "alibaba"
     region: str
     endpoint_url: str | None = None  # None: boto3's default (AWS_ENDPOINT_URL honoured)
     addressing_style: Literal["auto", "virtual", "path"] = "auto"
@@ -80,7 +80,8 @@ class StoreSettings:
     content_md5: bool = False  # per-part Content-MD5 (OBS and COS verify it, ignoring x-amz-checksum-*)
     checksum_when_required: bool = False  # OBS/COS: don't send boto3's default CRC headers
     object_tags: bool = True  # object tags at creation (S3); OBS/COS keep eulerpub's tags as metadata only
-    credentials: boto.StaticCredentials | None = field(default=None, repr=False)  # None: AWS's chain
+    # None: AWS's chain; a CredentialSource is asked at every request (Alibaba's chain, which refreshes STS tokens)
+    credentials: boto.StaticCredentials | boto.CredentialSource | None = field(default=None, repr=False)
     workers: int = DEFAULT_WORKERS
 
 

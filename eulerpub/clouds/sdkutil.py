@@ -221,7 +221,7 @@ class ObjectStaging:
     cloud: str
     endpoint_template: str
     endpoint_variable: str
-    credentials: boto.StaticCredentials = field(repr=False)
+    credentials: boto.StaticCredentials | boto.CredentialSource = field(repr=False)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

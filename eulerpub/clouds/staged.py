@@ -69,7 +69,8 @@ class StagedImportAdapter:
     def _make_client(self, region: str) -> Any:
         raise NotImplementedError
 
-    def _store_credentials(self) -> boto.StaticCredentials:
+    def _store_credentials(self) -> boto.StaticCredentials | boto.CredentialSource:
+        """The object store's keys: a fixed pair, or a source read at every request (a chain that refreshes)."""
         raise NotImplementedError
 
     def _this_build(self, region: str, build_id: str) -> list[ImageRef]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.emulators.sts import StsIssuer
 from tests.integration.sdkclouds import RELEASE, journal, report, rows
 from tests.integration.sdkclouds_scenarios import (  # noqa: F401  (the shared scenarios run for Alibaba here)
     test_failed_and_stuck_copies_fail_alone_and_a_rerun_finishes_only_them,
@@ -98,22 +100,88 @@ def test_server_errors_are_retried_and_the_publish_goes_through(harness, cli, im
     assert len(harness.images(harness.source)) == 1
 
 
-def test_an_sts_token_from_the_chain_is_refused_for_the_oss_upload_in_one_sentence(harness, cli, images,
-                                                                                   monkeypatch):
-    monkeypatch.setenv("ALIBABA_CLOUD_SECURITY_TOKEN", "sts-token-from-a-role")
+@pytest.fixture
+def sts(harness) -> Iterator[StsIssuer]:
+    """STS for the emulated ECS and OSS: requests signed with its keys get STS's rules (tests.emulators.sts)."""
+    issuer = StsIssuer()
+    harness.emulator.sts = harness.moto.sts = issuer
+    yield issuer
+    issuer.stop()
+    assert not issuer.crashes, issuer.crashes[0]
+
+
+def _eulerpubs(requests: list) -> list:
+    """The OSS requests eulerpub made (the tests' own helpers, ECS's object lookup included, sign as `test`)."""
+    return [r for r in requests if r.access_key != "test"]
+
+
+def _no_secret_anywhere(issuer: StsIssuer, *runs) -> None:
+    secrets = issuer.tokens()
+    texts = [text for run in runs for text in (run.stdout, run.stderr)]
+    texts += [p.read_text(errors="replace") for p in Path.cwd().rglob("*") if p.is_file() and p.suffix != ".qcow2"]
+    assert secrets and not any(secret in text for secret in secrets for text in texts)
+
+
+def test_an_sts_token_from_the_environment_signs_the_oss_upload_and_every_ecs_call(harness, cli, images, sts,
+                                                                                    monkeypatch):
+    token = sts.issue()
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", token.access_key_id)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", token.access_key_secret)
+    monkeypatch.setenv("ALIBABA_CLOUD_SECURITY_TOKEN", token.security_token)
     setup = len(harness.moto.requests)  # the fixture's CreateBucket
 
     result = cli(*harness.args(images["qcow2"]))
-    planned = cli(*harness.args(images["qcow2"], "--dry-run"))
 
-    for run in (result, planned):
-        assert run.exit_code == 2, run.stderr
-        errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
-        assert len(errors) == 1 and "signed with an access key pair" in errors[0], run.stderr
-        assert "STS token" in errors[0] and "ALIBABA_CLOUD_ACCESS_KEY_SECRET" in errors[0]
-        assert "sts-token-from-a-role" not in run.stdout + run.stderr
-    assert harness.moto.requests[setup:] == [] and harness.emulator.requests == []  # before the first request
-    assert not any(b"sts-token-from-a-role" in p.read_bytes() for p in Path.cwd().rglob("*") if p.is_file())
+    assert result.exit_code == 0, result.stderr
+    assert all(row["image_id"] for row in rows(result.stdout).values())
+    oss = _eulerpubs(harness.moto.requests[setup:])
+    assert {r.access_key for r in oss} == {token.access_key_id}  # OSS checked its signature, token and expiry
+    assert [r.error for r in oss if r.error] == []
+    assert len([r for r in oss if r.action == "UploadPart" and r.status == 200]) >= 5
+    assert harness.emulator.auth_failures == [] and len(harness.images(harness.source)) == 1
+    _no_secret_anywhere(sts, result)
+
+
+def test_role_credentials_that_expire_during_the_publish_are_refreshed_for_the_later_calls(harness, cli, images,
+                                                                                            sts, monkeypatch):
+    """The chain's URI provider (as an ECS RAM role or a sidecar serves it) gives credentials that expire 2 s after
+    they are issued, and OSS and ECS refuse them after that: the upload takes longer (each part is slowed), so the
+    calls after the first credentials expired must be signed with the chain's later ones."""
+    sts.lifetime = 2.0
+    monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_ID")
+    monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+    monkeypatch.setenv("ALIBABA_CLOUD_CREDENTIALS_URI", sts.serve())
+    harness.moto.add_fault("delay", service="s3", action="UploadPart", delay=0.6, serial=True)
+    setup = len(harness.moto.requests)
+
+    result = cli(*harness.args(images["qcow2"]))
+
+    assert result.exit_code == 0, result.stderr
+    oss = _eulerpubs(harness.moto.requests[setup:])
+    assert [r.error for r in oss if r.error] == []
+    first, complete = oss[0], next(r for r in oss if r.action == "CompleteMultipartUpload")
+    assert sts.issued[first.access_key].expires_at <= complete.at  # the first credentials were dead by then
+    assert complete.access_key != first.access_key and len({r.access_key for r in oss}) >= 2
+    assert sts.served >= 3 and harness.emulator.auth_failures == []
+    assert "stale time" not in result.stderr  # the SDK's own refresh notes stay out of the output
+    _no_secret_anywhere(sts, result)
+
+
+def test_expired_sts_credentials_are_one_sentence_before_anything_is_created(harness, cli, images, sts,
+                                                                             monkeypatch):
+    token = sts.issue(lifetime=-1)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", token.access_key_id)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", token.access_key_secret)
+    monkeypatch.setenv("ALIBABA_CLOUD_SECURITY_TOKEN", token.security_token)
+
+    result = cli(*harness.args(images["qcow2"]))
+
+    assert result.exit_code == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "rejected the credentials" in errors[0] and "Traceback" not in result.stderr
+    assert "InvalidSecurityToken.Expired" in harness.emulator.auth_failures[0] or harness.emulator.auth_failures
+    assert harness.creates() == 0 and harness.moto.calls("CreateMultipartUpload") == []
+    _no_secret_anywhere(sts, result)
 
 
 def test_a_build_record_publishes_its_qcow2_with_the_proven_boot_mode(harness, cli, images, tmp_path):
