@@ -78,7 +78,7 @@ DEFAULT_REGION = "us-east-1"
 BLOCK = 512 * 1024
 PENDING_DESCRIBES = 2  # an image stays `pending` for this many DescribeImages calls, like a real one for minutes
 
-_CREDENTIAL = re.compile(r"Credential=[^/]+/\d+/([^/]+)/([^/]+)/aws4_request")
+_CREDENTIAL = re.compile(r"Credential=([^/]+)/\d+/([^/]+)/([^/]+)/aws4_request")
 
 
 @dataclass
@@ -229,7 +229,7 @@ def _amz_headers(environ: dict[str, Any]) -> dict[str, str]:
 def _describe(environ: dict[str, Any], body: bytes) -> Recorded:
     auth = environ.get("HTTP_AUTHORIZATION", "")
     match = _CREDENTIAL.search(auth)
-    region, service = (match.group(1), match.group(2)) if match else ("", "")
+    access_key, region, service = match.groups() if match else ("", "", "")
     method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     params: dict[str, Any] = {}
@@ -255,8 +255,7 @@ def _describe(environ: dict[str, Any], body: bytes) -> Recorded:
         form = parse_qs(body.decode(errors="replace"), keep_blank_values=True) if body else query
         params = {k: v[0] for k, v in form.items()}
         action = params.get("Action", method)
-    key = re.search(r"Credential=([^/,]+)/", auth)
-    return Recorded(service, region, action, method, path, params, len(body), access_key=key.group(1) if key else "")
+    return Recorded(service, region, action, method, path, params, len(body), access_key=access_key)
 
 
 def _error_response(rec: Recorded, status: int, code: str, message: str) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -375,7 +374,8 @@ def _sts_refusal(environ: dict[str, Any], body: bytes, harness: MotoHarness) -> 
                      auth)
     if harness.sts is None or match is None:
         return None
-    key, scope, signed, signature = match.groups()
+    key, scope, signed_list, signature = match.groups()
+    signed = signed_list.split(";")
     if environ.get("HTTP_X_OSS_SECURITY_TOKEN"):
         return 400, "InvalidArgument", "0002-00000009: an S3-compatible request carries x-oss-security-token"
     secret = harness.sts.secret_for(key)
@@ -384,11 +384,11 @@ def _sts_refusal(environ: dict[str, Any], body: bytes, harness: MotoHarness) -> 
     payload = str(environ.get("HTTP_X_AMZ_CONTENT_SHA256", ""))
     if payload not in ("UNSIGNED-PAYLOAD", hashlib.sha256(body).hexdigest()):
         return 400, "XAmzContentSHA256Mismatch", "x-amz-content-sha256 does not match the body"
-    expected = _sigv4_signature(environ, secret, signed.split(";"), str(environ.get("HTTP_X_AMZ_DATE", "")), scope)
+    expected = _sigv4_signature(environ, secret, signed, str(environ.get("HTTP_X_AMZ_DATE", "")), scope)
     if not hmac.compare_digest(expected, signature):
         return 403, "SignatureDoesNotMatch", "The request signature we calculated does not match (STS key)"
     token = environ.get("HTTP_X_AMZ_SECURITY_TOKEN")
-    if token and "x-amz-security-token" not in signed.split(";"):
+    if token and "x-amz-security-token" not in signed:
         return 403, "AccessDenied", "x-amz-security-token is not signed"
     failure = harness.sts.check(key, token)
     refusals = {"missing": (403, "AccessDenied", "0002-00000003: the request uses an STS AccessKey ID but carries "

@@ -13,7 +13,7 @@ and COS get: Content-MD5 per part, no CRC trailers. The endpoint is `https://s3.
 (virtual-hosted buckets), or `EULERPUB_ALIBABA_OSS_ENDPOINT`. The upload is signed
 with what Alibaba's chain gives at each request: an AccessKey pair, or an STS token (RAM role, OIDC,
 ALIBABA_CLOUD_SECURITY_TOKEN), which the S3-compatible API takes in `x-amz-security-token` (OSS error
-0002-00000009: "Specify the security token by configuring the x-amz-security-token header"), botocore's session
+0002-00000009 refuses it in `x-oss-security-token` there and names the x-amz header instead), botocore's session
 token header. The chain refreshes an STS token before it expires, so an upload that outlives one token signs its
 later parts with the next.
 
